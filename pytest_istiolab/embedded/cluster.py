@@ -1,0 +1,100 @@
+"""The embedded cluster's Python facade: start, stop, kubeconfig, istioctl.
+
+This is the only object the rest of pytest-istiolab touches, and it only hands out what a
+real cluster provider hands out: a kubeconfig path and an ``istioctl`` executable. Test-only
+controls (seed, clock) live here too, never inside the Kubernetes API paths.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .runtime import Runtime
+from .store import Store
+
+CONTEXT_NAME = "embedded"
+
+
+class EmbeddedCluster:
+    """A Kubernetes API server plus a model of the Istio 1.26 data plane, on 127.0.0.1."""
+
+    def __init__(self, workdir: Path | None = None, seed: int | None = None, port: int = 0) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="istiolab-embedded-"))
+        self.seed = seed if seed is not None else secrets.randbelow(2**31)
+        self._port = port
+        self.runtime = Runtime(Store(), self.seed)
+        self.url = ""
+        self._parts: list[object] = []
+
+    # ----------------------------------------------------------- lifecycle
+    def start(self) -> EmbeddedCluster:
+        from .apiserver import ApiServer
+        from .controllers import Controllers, bootstrap
+        from .listeners import ListenerManager
+        from .tools import run_in_container
+
+        bootstrap(self.runtime)
+        controllers = Controllers(self.runtime)
+        controllers.start()
+        self._parts.append(controllers)
+        listeners = ListenerManager(self.runtime)
+        listeners.start()
+        self._parts.append(listeners)
+        server = ApiServer(self.runtime, exec_handler=run_in_container, port=self._port)
+        self.url = server.start()
+        self._parts.append(server)
+        self._write_kubeconfig()
+        self._write_istioctl()
+        return self
+
+    def stop(self) -> None:
+        while self._parts:
+            part = self._parts.pop()
+            part.stop()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ outputs
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.workdir / "bin"
+
+    @property
+    def istioctl(self) -> Path:
+        return self.bin_dir / "istioctl"
+
+    def _write_kubeconfig(self) -> None:
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT_NAME,
+            "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": self.url}}],
+            "users": [{"name": CONTEXT_NAME, "user": {"token": "embedded-admin"}}],
+            "contexts": [{"name": CONTEXT_NAME,
+                          "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME}}],
+            "preferences": {},
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def _write_istioctl(self) -> None:
+        """A console program that speaks istioctl's CLI against this cluster's API only."""
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        script = (f"#!/bin/sh\nexec {sys.executable} -m pytest_istiolab.embedded.istioctl "
+                  f'--istiolab-default-kubeconfig {self.kubeconfig} "$@"\n')
+        self.istioctl.write_text(script)
+        mode = self.istioctl.stat().st_mode
+        os.chmod(self.istioctl, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
