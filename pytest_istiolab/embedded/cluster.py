@@ -35,7 +35,7 @@ class EmbeddedCluster:
 
     # ----------------------------------------------------------- lifecycle
     def start(self) -> EmbeddedCluster:
-        from .apiserver import ApiServer
+        from .api import ApiServer
         from .controllers import Controllers, bootstrap
         from .listeners import ListenerManager
         from .tools import run_in_container

@@ -1,0 +1,92 @@
+"""Option names, ini keys, environment variables, markers and defaults: one place, reused by code and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_ISTIO_VERSION = "1.26.0"
+DEFAULT_PROFILE = "demo"
+
+# Profiles shipped in manifests/profiles of Istio 1.26 (`istioctl profile list`).
+ISTIO_PROFILES: tuple[str, ...] = (
+    "ambient", "default", "demo", "empty", "minimal", "openshift", "openshift-ambient",
+    "preview", "remote", "stable",
+)
+# What the embedded cluster models; others are refused with the reason.
+EMBEDDED_PROFILES: tuple[str, ...] = ("default", "demo", "minimal", "empty")
+EMBEDDED_PROFILE_LIMITS: dict[str, str] = {
+    "ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
+    "openshift-ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
+    "openshift": "OpenShift security constraints and istio-cni are not modelled",
+    "preview": "preview features are not modelled",
+    "remote": "multicluster (a remote cluster without its own control plane) is not modelled",
+    "stable": "the 'stable' profile's feature gates are not modelled",
+}
+
+CLUSTER_PROVIDERS: tuple[str, ...] = ("embedded", "kind", "existing")
+KEEP_CHOICES: tuple[str, ...] = ("never", "on-failure", "always")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option with its ini key and environment variable."""
+
+    flag: str
+    ini: str
+    env: str
+    help: str
+    default: str | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+OPT_PROFILE = Option("--istio-profile", "istio_profile", "ISTIOLAB_PROFILE",
+                     "Istio installation profile to install and test", DEFAULT_PROFILE)
+OPT_VERSION = Option("--istio-version", "istio_version", "ISTIOLAB_VERSION",
+                     "Istio version the mesh must run", DEFAULT_ISTIO_VERSION)
+OPT_CLUSTER = Option("--istio-cluster", "istio_cluster", "ISTIOLAB_CLUSTER",
+                     "where to run: embedded (in-process, default), kind, or existing",
+                     "embedded", CLUSTER_PROVIDERS)
+OPT_CONTEXT = Option("--istio-context", "istio_context", "ISTIOLAB_CONTEXT",
+                     "kube context of an existing cluster (required with --istio-cluster=existing)")
+OPT_KUBECONFIG = Option("--istio-kubeconfig", "istio_kubeconfig", "ISTIOLAB_KUBECONFIG",
+                        "kubeconfig file for an existing cluster (default: $KUBECONFIG or "
+                        "~/.kube/config)")
+OPT_KEEP = Option("--istio-keep", "istio_keep", "ISTIOLAB_KEEP",
+                  "keep lab namespaces and applied resources: never, on-failure or always",
+                  "never", KEEP_CHOICES)
+OPT_ISTIOCTL = Option("--istio-istioctl", "istio_istioctl", "ISTIOLAB_ISTIOCTL",
+                      "path of the istioctl executable to use")
+OPT_SEED = Option("--istio-seed", "istio_seed", "ISTIOLAB_SEED",
+                  "seed of the embedded mesh's randomness (printed in the header; default random)")
+
+OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
+                               OPT_KEEP, OPT_ISTIOCTL, OPT_SEED)
+
+# Markers
+MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2
+MARK_CHECK = "check"        # @pytest.mark.check("L1-C06", ...): catalogue check IDs
+MARK_REQUIRES = "requires"  # @pytest.mark.requires("egress-gateway"): installation capability
+LAB_NUMBERS: tuple[int, ...] = tuple(range(1, 10))
+
+# Capabilities a profile provides (for MARK_REQUIRES).
+PROFILE_CAPABILITIES: dict[str, frozenset[str]] = {
+    "demo": frozenset({"istiod", "ingress-gateway", "egress-gateway", "access-log"}),
+    "default": frozenset({"istiod", "ingress-gateway"}),
+    "minimal": frozenset({"istiod"}),
+    "empty": frozenset(),
+    "preview": frozenset({"istiod", "ingress-gateway"}),
+    "ambient": frozenset({"istiod"}),
+    "remote": frozenset(),
+    "openshift": frozenset({"istiod", "ingress-gateway"}),
+    "openshift-ambient": frozenset({"istiod"}),
+    "stable": frozenset({"istiod", "ingress-gateway"}),
+}
+CAPABILITIES: tuple[str, ...] = ("istiod", "ingress-gateway", "egress-gateway", "access-log")
+
+LABEL_MANAGED = "istiolab.io/managed-by"     # on every namespace the suite creates
+LABEL_RUN = "istiolab.io/run"                # the run id
+FIELD_MANAGER = "pytest-istiolab"
