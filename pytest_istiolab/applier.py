@@ -1,0 +1,44 @@
+"""Apply manifests from ``manifests/`` and remove them again, newest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import manifests
+from .kube import Kube, ObjectRef
+
+
+class Applier:
+    """``applier("lab03-traffic/virtual-service-all-v1.yaml")`` applies into ``namespace``.
+
+    Everything applied is remembered and deleted by :meth:`cleanup` (reverse order), so a
+    test leaves the cluster as it found it whatever its outcome.
+    """
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube, self.namespace = kube, namespace
+        self.applied: list[ObjectRef] = []
+        self.sources: list[tuple[str, str]] = []  # (manifest, rendered YAML) for reports
+
+    def __call__(self, manifest: str | Path, *, namespace: str | None = None,
+                 **variables: str) -> list[ObjectRef]:
+        docs = manifests.load(manifest, **variables)
+        refs = self.kube.apply(docs, namespace=namespace or self.namespace)
+        self.sources.append((str(manifest), manifests.dump(docs)))
+        for ref in refs:
+            if ref not in self.applied:
+                self.applied.append(ref)
+        return refs
+
+    def delete(self, manifest: str | Path, *, namespace: str | None = None,
+               **variables: str) -> None:
+        """Delete what ``manifest`` describes (like ``kubectl delete -f``; missing is fine)."""
+        docs = manifests.load(manifest, **variables)
+        ns = namespace or self.namespace
+        refs = [self.kube.ref_for(doc, ns) for doc in docs]
+        self.kube.delete_all(refs)
+        self.applied = [r for r in self.applied if r not in refs]
+
+    def cleanup(self) -> None:
+        refs, self.applied = list(self.applied), []
+        self.kube.delete_all(list(reversed(refs)))

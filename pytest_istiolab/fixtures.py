@@ -1,0 +1,175 @@
+"""Public fixtures of pytest-istiolab (``pytest --fixtures`` shows these docstrings)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from . import reporting
+from .applier import Applier
+from .errors import IstioLabError
+from .ingress import Ingress
+from .installation import ISTIO_NAMESPACE, IstioInstallation, ensure_istio
+from .istioctl import Istioctl
+from .kube import Kube
+from .namespaces import Namespaces, lab_namespace_name
+from .samples import Bookinfo
+from .session import ClusterSession
+from .settings import Settings
+
+ADDONS = ("samples/addons/prometheus.yaml", "samples/addons/grafana.yaml",
+          "samples/addons/jaeger.yaml", "samples/addons/kiali.yaml", "samples/addons/loki.yaml")
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Our errors already name cause and fix: report them without a traceback."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except IstioLabError as err:
+        pytest.fail(f"{type(err).__name__}: {err}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def istio_settings(pytestconfig: pytest.Config) -> Settings:
+    """The run's settings (profile, Istio version, cluster provider, seed, keep policy)."""
+    from .plugin import SETTINGS_KEY
+
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def cluster(istio_settings: Settings, pytestconfig: pytest.Config) -> Iterator[ClusterSession]:
+    """The cluster under test: the embedded one (default), or an existing kube context.
+
+    ``cluster.kube`` is the kubernetes client wrapper, ``cluster.kubeconfig`` its config file.
+    Created once per session (per xdist worker for the embedded cluster) and removed at the end.
+    """
+    with _clear_errors():
+        session = ClusterSession.open(istio_settings)
+    reporting.register_session(pytestconfig, session)
+    yield session
+    session.close()
+    if istio_settings.cluster == "embedded":
+        shutil.rmtree(istio_settings.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: ClusterSession) -> Kube:
+    """The kubernetes client wrapper of :func:`cluster` (apply, get, exec, logs, wait, delete)."""
+    return cluster.kube
+
+
+@pytest.fixture(scope="session")
+def istioctl(cluster: ClusterSession) -> Istioctl:
+    """The ``istioctl`` for this cluster (``--istio-istioctl``, the provider's, or PATH)."""
+    with _clear_errors():
+        return cluster.istioctl
+
+
+@pytest.fixture(scope="session")
+def istio(cluster: ClusterSession, istio_settings: Settings) -> IstioInstallation:
+    """Istio installed with ``--istio-profile`` (pre-check, then ``istioctl install -y``).
+
+    On a cluster where istiod already runs, the installed mesh is tested as it is.
+    """
+    with _clear_errors():
+        return ensure_istio(cluster, istio_settings.profile)
+
+
+@pytest.fixture(scope="session")
+def addons(cluster: ClusterSession, istio: IstioInstallation,
+           istio_settings: Settings) -> Iterator[Applier]:
+    """The observability addons (prometheus, grafana, jaeger, kiali, loki) in istio-system."""
+    applier = Applier(cluster.kube, ISTIO_NAMESPACE)
+    with _clear_errors():
+        for manifest in ADDONS:
+            applier(manifest)
+        cluster.kube.wait_for_deployments(ISTIO_NAMESPACE)
+    yield applier
+    if istio_settings.keep != "always":
+        applier.cleanup()
+
+
+@pytest.fixture(scope="session")
+def ingress(cluster: ClusterSession, istio: IstioInstallation) -> Ingress:
+    """The ingress gateway as the manual reaches it: NodePort ``http2`` on the node's address."""
+    with _clear_errors():
+        return cluster.ingress
+
+
+@pytest.fixture(scope="session")
+def _namespaces(cluster: ClusterSession, istio_settings: Settings) -> Iterator[Namespaces]:
+    namespaces = Namespaces(cluster.kube, istio_settings.run_id)
+    yield namespaces
+    if istio_settings.keep == "never":
+        namespaces.delete_all()
+
+
+@pytest.fixture(scope="module")
+def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
+                  _namespaces: Namespaces, istio_settings: Settings) -> Iterator[str]:
+    """A namespace of this lab module, labelled ``istio-injection=enabled``, unique per run."""
+    name = lab_namespace_name(_module_label(request), istio_settings.run_id)
+    with _clear_errors():
+        _namespaces.create(name, inject=True)
+    yield name
+    if _should_remove(request, istio_settings):
+        _namespaces.delete(name)
+
+
+@pytest.fixture
+def apply(request: pytest.FixtureRequest, cluster: ClusterSession, lab_namespace: str,
+          istio_settings: Settings) -> Iterator[Applier]:
+    """Apply a manifest from ``manifests/`` into the lab namespace: ``apply("lab03-.../x.yaml")``.
+
+    Everything applied is deleted when the test ends (unless ``--istio-keep`` says otherwise).
+    """
+    applier = Applier(cluster.kube, lab_namespace)
+    reporting.register_applier(request.node, applier)
+    yield applier
+    if _should_remove(request, istio_settings):
+        with _clear_errors():
+            applier.cleanup()
+
+
+@pytest.fixture(scope="module")
+def bookinfo(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
+             lab_namespace: str, istio_settings: Settings) -> Iterator[Bookinfo]:
+    """Bookinfo deployed in the lab namespace with its gateway and default DestinationRules."""
+    app = Bookinfo(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
+    with _clear_errors():
+        app.deploy().expose()
+    yield app
+    if _should_remove(request, istio_settings):
+        app.applier.cleanup()
+
+
+@pytest.fixture
+def check_ids(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The catalogue check IDs the current test covers (from its ``check`` marker)."""
+    return tuple(i for m in request.node.iter_markers("check") for i in m.args)
+
+
+def _module_label(request: pytest.FixtureRequest) -> str:
+    mark = request.node.get_closest_marker("lab") if hasattr(request.node, "get_closest_marker") \
+        else None
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    if mark is not None and mark.args:
+        return f"lab{int(mark.args[0]):02d}"
+    return re.sub(r"[^a-z0-9-]", "-", module.lower().removeprefix("test_"))[:40].strip("-")
+
+
+def _should_remove(request: pytest.FixtureRequest, settings: Settings) -> bool:
+    if settings.keep == "always":
+        return False
+    if settings.keep == "on-failure":
+        return not reporting.failed_under(request.config, request.node.nodeid)
+    return True
+
+

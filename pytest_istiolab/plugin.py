@@ -1,0 +1,110 @@
+"""pytest hooks of pytest-istiolab: options, ini keys, markers, header, skips, reports. Hooks only."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from . import constants as c
+from . import reporting
+from .errors import IstioLabError, UsageError
+from .settings import Settings, from_lookup
+
+pytest_plugins = ["pytest_istiolab.fixtures"]
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("istiolab", "Istio lab conformance (pytest-istiolab)")
+    for opt in c.OPTIONS:
+        env = f" [env {opt.env}]"
+        default = f" (default: {opt.default})" if opt.default else ""
+        group.addoption(opt.flag, dest=opt.dest, default=None, help=opt.help + default + env)
+        parser.addini(opt.ini, help=opt.help + default, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{c.MARK_LAB}(n): the lab of the manual this test "
+                            "belongs to; also selectable as -m labN")
+    for n in c.LAB_NUMBERS:
+        config.addinivalue_line("markers", f"lab{n}: tests of lab {n} of the manual")
+    config.addinivalue_line("markers", f"{c.MARK_CHECK}(*ids): catalogue check IDs this test "
+                            "covers, e.g. check('L1-C06')")
+    config.addinivalue_line("markers", f"{c.MARK_REQUIRES}(*capabilities): what the test needs "
+                            f"from the installation ({', '.join(c.CAPABILITIES)}); skipped with "
+                            "the reason when the profile lacks it")
+    try:
+        settings = _settings(config)
+    except UsageError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[SETTINGS_KEY] = settings
+
+
+def _settings(config: pytest.Config) -> Settings:
+    def lookup(opt: c.Option) -> str | None:
+        value = config.getoption(opt.dest, default=None)
+        if value is None:
+            value = config.getini(opt.ini) or None
+        if value is None:
+            value = os.environ.get(opt.env) or None
+        if value is None and opt is c.OPT_SEED and hasattr(config, "workerinput"):
+            value = config.workerinput.get("istiolab_seed")  # same seed on every xdist worker
+        return value
+
+    return from_lookup(lookup, _workdir(config))
+
+
+def _workdir(config: pytest.Config) -> Path:
+    """Where this process keeps cluster files (created on first use, removed at the end)."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    root = Path(tempfile.gettempdir()) / f"pytest-istiolab-{os.getuid()}"
+    return root / f"{worker}-{os.getpid()}"
+
+
+def pytest_configure_node(node: object) -> None:  # pragma: no cover - xdist hook
+    settings: Settings = node.config.stash[SETTINGS_KEY]  # type: ignore[attr-defined]
+    node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    return [settings.header()] if settings else []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash[SETTINGS_KEY]
+    for item in items:
+        lab = item.get_closest_marker(c.MARK_LAB)
+        if lab is not None and lab.args:
+            item.add_marker(f"lab{lab.args[0]}")
+        for mark in item.iter_markers(c.MARK_REQUIRES):
+            missing = [cap for cap in mark.args if cap not in settings.capabilities]
+            if missing:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"profile {settings.profile!r} has no {', '.join(missing)}"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reporting.mark_commands(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.failed:
+        reporting.attach_diagnostics(item, report)
+    reporting.record_outcome(item, report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    reporting.write_summary(terminalreporter, config)
+
+
+def pytest_internalerror(excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    if isinstance(excinfo.value, IstioLabError):  # pragma: no cover - defensive
+        print(f"pytest-istiolab: {excinfo.value}")

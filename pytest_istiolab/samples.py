@@ -1,0 +1,78 @@
+"""The sample applications the labs use, deployed from ``manifests/samples`` and driven like the manual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from . import traffic
+from .applier import Applier
+from .kube import ExecResult, Kube
+from .session import ClusterSession
+
+BOOKINFO = "samples/bookinfo/platform/kube/bookinfo.yaml"
+BOOKINFO_GATEWAY = "samples/bookinfo/networking/bookinfo-gateway.yaml"
+BOOKINFO_DESTINATION_RULES = "samples/bookinfo/networking/destination-rule-all.yaml"
+HTTPBIN = "samples/httpbin/httpbin.yaml"
+SLEEP = "samples/sleep/sleep.yaml"
+
+BOOKINFO_DEPLOYMENTS = ("details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
+                        "productpage-v1")
+BOOKINFO_SERVICES = ("details", "ratings", "reviews", "productpage")
+
+
+@dataclass
+class App:
+    """A deployed sample: its namespace, and the cluster it runs on."""
+
+    session: ClusterSession
+    namespace: str
+    applier: Applier
+
+    @property
+    def kube(self) -> Kube:
+        return self.session.kube
+
+    def pod(self, app: str) -> str:
+        return self.kube.first_pod(self.namespace, f"app={app}")
+
+    def exec(self, app: str, argv: list[str], container: str | None = None) -> ExecResult:
+        """Run ``argv`` in the first pod of ``app`` (like ``kubectl exec deploy/app -c app --``)."""
+        return self.kube.exec(self.namespace, self.pod(app), argv, container=container or app)
+
+
+@dataclass
+class Bookinfo(App):
+    """Bookinfo: productpage -> details, reviews (v1, v2, v3) -> ratings."""
+
+    exposed: bool = field(default=False)
+
+    def deploy(self) -> Bookinfo:
+        self.applier(BOOKINFO)
+        self.kube.wait_for_deployments(self.namespace, list(BOOKINFO_DEPLOYMENTS))
+        return self
+
+    def expose(self) -> Bookinfo:
+        """The ingress Gateway + VirtualService and the default DestinationRules (Lab 2)."""
+        self.applier(BOOKINFO_GATEWAY)
+        self.applier(BOOKINFO_DESTINATION_RULES)
+        self.exposed = True
+        return self
+
+    def product_page(self, user: str | None = None) -> httpx.Response:
+        """GET /productpage through the ingress gateway, logged in as ``user`` if given."""
+        ingress = self.session.ingress
+        if user is None:
+            return ingress.get("/productpage")
+        with ingress.session() as client:
+            client.post("/login", data={"username": user, "passwd": "password"})
+            return client.get("/productpage")
+
+    def product_pages_in_mesh(self, count: int, *, from_app: str = "ratings",
+                              user_cookie: str | None = None) -> list[traffic.CurlResult]:
+        """``count`` requests for /productpage from inside the mesh, in one exec."""
+        urls = ["http://productpage:9080/productpage"] * count
+        headers = {"Cookie": f"session={user_cookie}"} if user_cookie else None
+        result = self.exec(from_app, traffic.batch_argv(urls, headers=headers))
+        return traffic.parse_batch(result.stdout)

@@ -1,0 +1,97 @@
+"""A test session's view of one cluster: provider, kube client, istioctl, ingress.
+
+Plain Python: the fixtures are thin wrappers over these classes, and a script can use them
+the same way (``ClusterSession.open(settings)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from .errors import ClusterError
+from .ingress import Ingress
+from .istioctl import Istioctl, resolve_istioctl
+from .kube import Kube
+from .providers.base import ClusterHandle, ClusterProvider
+from .settings import Settings
+from .timeouts import Timeouts
+
+log = logging.getLogger(__name__)
+
+
+def make_provider(settings: Settings) -> ClusterProvider:
+    """The one place that differs per cluster kind: how the cluster comes to exist."""
+    if settings.cluster == "embedded":
+        from .providers.embedded import EmbeddedProvider
+
+        return EmbeddedProvider(settings.workdir / "embedded", settings.seed)
+    if settings.cluster == "existing":
+        from .providers.existing import ExistingProvider
+
+        return ExistingProvider(settings.context, settings.kubeconfig)
+    raise ClusterError(f"cluster provider {settings.cluster!r} is not available",
+                       "use --istio-cluster=embedded or existing")
+
+
+@dataclass
+class CommandLog:
+    """Commands the run issued and what they printed, for failure reports (bounded)."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)
+    limit: int = 200
+
+    def add(self, description: str, output: str) -> None:
+        self.entries.append((description, output[-4000:]))
+        del self.entries[: max(0, len(self.entries) - self.limit)]
+
+    def mark(self) -> int:
+        return len(self.entries)
+
+    def since(self, mark: int) -> list[tuple[str, str]]:
+        return self.entries[mark:]
+
+
+class ClusterSession:
+    """The cluster of a run, whichever provider made it."""
+
+    def __init__(self, settings: Settings, provider: ClusterProvider, handle: ClusterHandle) -> None:
+        self.settings, self.provider, self.handle = settings, provider, handle
+        self.timeouts = Timeouts.for_provider(handle.provider)
+        self.commands = CommandLog()
+        self.kube = Kube(handle.kubeconfig, handle.context, self.timeouts)
+        self.kube.on_command = self.commands.add
+
+    @classmethod
+    def open(cls, settings: Settings) -> ClusterSession:
+        provider = make_provider(settings)
+        handle = provider.start()
+        try:
+            session = cls(settings, provider, handle)
+            session.kube.ping()
+        except BaseException:
+            provider.stop()
+            raise
+        return session
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.handle.kubeconfig
+
+    @cached_property
+    def istioctl(self) -> Istioctl:
+        path = resolve_istioctl(self.settings.istioctl, self.handle.istioctl)
+        ctl = Istioctl(path, self.handle.kubeconfig, self.handle.context, self.timeouts)
+        ctl.on_command = self.commands.add
+        return ctl
+
+    @cached_property
+    def ingress(self) -> Ingress:
+        return Ingress(self.kube, node_address=self.handle.node_address, timeouts=self.timeouts)
+
+    def close(self) -> None:
+        if "ingress" in self.__dict__:
+            self.ingress.close()
+        self.provider.stop()

@@ -1,0 +1,112 @@
+"""Settings: what the user asked for, from options, ini keys and environment variables, validated."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import constants as c
+from .errors import UsageError
+
+Lookup = Callable[[c.Option], "str | None"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know before it touches a cluster."""
+
+    profile: str = c.DEFAULT_PROFILE
+    version: str = c.DEFAULT_ISTIO_VERSION
+    cluster: str = "embedded"
+    context: str | None = None
+    kubeconfig: Path | None = None
+    keep: str = "never"
+    istioctl: str | None = None
+    seed: int = 0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    workdir: Path = Path(".")
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return c.PROFILE_CAPABILITIES.get(self.profile, frozenset())
+
+    @property
+    def cluster_kubeconfig(self) -> Path | None:
+        """Where the kubeconfig is (or will be, for clusters the run creates)."""
+        if self.cluster == "existing":
+            return self.kubeconfig or default_kubeconfig()
+        return self.workdir / self.cluster / "kubeconfig"
+
+    def header(self) -> str:
+        seed = f", seed {self.seed}" if self.cluster == "embedded" else ""
+        context = f", context {self.context}" if self.context else ""
+        return (f"istiolab: cluster {self.cluster}{context}, Istio {self.version}, "
+                f"profile {self.profile}{seed}, kubeconfig {self.cluster_kubeconfig}")
+
+
+def default_kubeconfig() -> Path:
+    env = os.environ.get("KUBECONFIG", "")
+    first = env.split(os.pathsep)[0] if env else ""
+    return Path(first) if first else Path.home() / ".kube" / "config"
+
+
+def from_lookup(get: Lookup, workdir: Path) -> Settings:
+    """Build and validate settings; ``get(option)`` returns the raw value (option > ini > env)."""
+    profile = _choice(get(c.OPT_PROFILE) or c.DEFAULT_PROFILE, c.ISTIO_PROFILES, c.OPT_PROFILE)
+    cluster = _choice(get(c.OPT_CLUSTER) or "embedded", c.CLUSTER_PROVIDERS, c.OPT_CLUSTER)
+    keep = _choice(get(c.OPT_KEEP) or "never", c.KEEP_CHOICES, c.OPT_KEEP)
+    version = (get(c.OPT_VERSION) or c.DEFAULT_ISTIO_VERSION).lstrip("v")
+    if not _looks_like_version(version):
+        raise UsageError(f"{c.OPT_VERSION.flag}={version!r} is not an Istio version",
+                         f"pass a release such as {c.DEFAULT_ISTIO_VERSION}")
+    if cluster == "embedded":
+        _check_embedded(profile, version)
+    if cluster == "kind":
+        raise UsageError(f"{c.OPT_CLUSTER.flag}=kind is not yet supported by this release",
+                         f"use {c.OPT_CLUSTER.flag}=existing --istio-context kind-NAME with a kind "
+                         "cluster you created, or the embedded cluster (the default)")
+    kubeconfig = get(c.OPT_KUBECONFIG)
+    return Settings(
+        profile=profile, version=version, cluster=cluster, context=get(c.OPT_CONTEXT) or None,
+        kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None, keep=keep,
+        istioctl=get(c.OPT_ISTIOCTL) or None, seed=_seed(get(c.OPT_SEED)), workdir=workdir,
+    )
+
+
+def _choice(value: str, valid: tuple[str, ...], opt: c.Option) -> str:
+    if value not in valid:
+        raise UsageError(f"{opt.flag}={value!r} is not one of the valid values: {', '.join(valid)}",
+                         f"pass one of them, e.g. {opt.flag}={opt.default or valid[0]}")
+    return value
+
+
+def _check_embedded(profile: str, version: str) -> None:
+    if profile not in c.EMBEDDED_PROFILES:
+        reason = c.EMBEDDED_PROFILE_LIMITS.get(profile, "it is not modelled")
+        raise UsageError(
+            f"the embedded cluster cannot run profile {profile!r}: {reason}",
+            f"run it on a real cluster ({c.OPT_CLUSTER.flag}=existing --istio-context NAME), or pick "
+            f"a profile the embedded cluster models: {', '.join(c.EMBEDDED_PROFILES)}")
+    if version != c.DEFAULT_ISTIO_VERSION:
+        raise UsageError(f"the embedded cluster models Istio {c.DEFAULT_ISTIO_VERSION} only, "
+                         f"not {version}",
+                         f"drop {c.OPT_VERSION.flag}, or test {version} on a real cluster")
+
+
+def _seed(raw: str | None) -> int:
+    if raw in (None, ""):
+        return secrets.randbelow(2**31)
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise UsageError(f"{c.OPT_SEED.flag}={raw!r} is not an integer",
+                         f"pass a whole number, e.g. {c.OPT_SEED.flag}=1234") from None
+
+
+def _looks_like_version(v: str) -> bool:
+    parts = v.split("-")[0].split(".")
+    return len(parts) in (2, 3) and all(p.isdigit() for p in parts)
