@@ -1,0 +1,299 @@
+"""Deployment, ReplicaSet and StatefulSet controllers.
+
+A Deployment owns one ReplicaSet per pod template (``<deploy>-<pod-template-hash>``); a
+template change creates (or reuses) the matching ReplicaSet with the desired replicas and
+scales the others to 0 at once (the end state of a rolling update, without the surge
+steps). ReplicaSets create pods ``<rs>-<5 chars>`` and delete surplus ones. StatefulSets
+create ``<name>-0..N-1`` and replace pods whose template is outdated. Statuses carry what
+``kubectl rollout status`` and ``kubectl wait --for=condition=Available`` read.
+
+Not modelled: maxSurge/maxUnavailable pacing, paused rollouts, progress deadlines,
+minReadySeconds, revision history pruning, StatefulSet ordering guarantees and PVCs.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+from ..runtime import Runtime
+from ..store import StoreError
+from .events import EventRecorder
+from .util import (
+    DEPLOYMENT,
+    POD,
+    REPLICASET,
+    STATEFULSET,
+    Obj,
+    condition,
+    is_active,
+    is_pod_ready,
+    owned_by,
+    owner_ref,
+    random_suffix,
+    rtype,
+    template_hash,
+)
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+class WorkloadControllers:
+    def __init__(self, runtime: Runtime, events: EventRecorder) -> None:
+        self.rt = runtime
+        self.events = events
+        self.rng = random.Random(runtime.seed ^ 0x9D5)
+
+    # ------------------------------------------------------- deployments
+    def reconcile_deployment(self, ns: str, name: str) -> None:
+        store = self.rt.store
+        drt, rsrt = rtype(store, DEPLOYMENT), rtype(store, REPLICASET)
+        deploy = store.try_get(drt, ns, name)
+        if deploy is None:
+            return
+        spec = deploy.get("spec") or {}
+        replicas = int(spec.get("replicas", 1))
+        template = spec.get("template") or {}
+        phash = template_hash(template)
+        owned = [rs for rs in store.by_kind(*REPLICASET, ns) if owned_by(rs, deploy)]
+        current = next((rs for rs in owned if rs["metadata"].get("labels", {})
+                        .get("pod-template-hash") == phash), None)
+        latest = max((_revision(rs) for rs in owned), default=0)
+        if current is None:
+            current = self._create_rs(deploy, phash, replicas, latest + 1)
+            if current is None:
+                return
+        elif _replicas(current) != replicas or _revision(current) < latest:
+            bump = latest + 1 if _revision(current) < latest else None
+            self._scale(rsrt, current, replicas, deploy, bump)
+            current = store.try_get(rsrt, ns, current["metadata"]["name"]) or current
+        for rs in owned:
+            if rs["metadata"]["name"] != current["metadata"]["name"] and _replicas(rs):
+                self._scale(rsrt, rs, 0, deploy, None)
+        self._deployment_status(deploy, current, owned)
+
+    def _create_rs(self, deploy: Obj, phash: str, replicas: int, revision: int) -> Obj | None:
+        meta = deploy["metadata"]
+        template = copy.deepcopy(deploy["spec"].get("template") or {})
+        tmeta = template.setdefault("metadata", {})
+        tmeta.setdefault("labels", {})["pod-template-hash"] = phash
+        selector = copy.deepcopy(deploy["spec"].get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = phash
+        name = f"{meta['name']}-{phash}"
+        body = {"metadata": {
+            "name": name, "labels": dict(tmeta["labels"]),
+            "annotations": {REVISION: str(revision),
+                            "deployment.kubernetes.io/desired-replicas": str(replicas),
+                            "deployment.kubernetes.io/max-replicas": str(replicas + 1)},
+            "ownerReferences": [owner_ref(deploy)]},
+            "spec": {"replicas": replicas, "selector": selector, "template": template}}
+        try:
+            rs = self.rt.store.create(rtype(self.rt.store, REPLICASET), body, meta["namespace"])
+        except StoreError:
+            return None
+        self.events.record(deploy, "ScalingReplicaSet", f"Scaled up replica set {name} from 0 "
+                           f"to {replicas}", component="deployment-controller")
+        return rs
+
+    def _scale(self, rsrt: object, rs: Obj, replicas: int, deploy: Obj,
+               revision: int | None) -> None:
+        old = _replicas(rs)
+
+        def fill(cur: Obj) -> None:
+            cur["spec"]["replicas"] = replicas
+            ann = cur["metadata"].setdefault("annotations", {})
+            ann["deployment.kubernetes.io/desired-replicas"] = str(
+                int(deploy["spec"].get("replicas", 1)))
+            if revision is not None and replicas:
+                ann[REVISION] = str(revision)
+        meta = rs["metadata"]
+        try:
+            self.rt.store.mutate(rsrt, meta["namespace"], meta["name"], fill)  # type: ignore
+        except StoreError:
+            return
+        if old != replicas:
+            word = "up" if replicas > old else "down"
+            self.events.record(deploy, "ScalingReplicaSet", f"Scaled {word} replica set "
+                               f"{meta['name']} from {old} to {replicas}",
+                               component="deployment-controller")
+
+    def _deployment_status(self, deploy: Obj, current: Obj, owned: list[Obj]) -> None:
+        store = self.rt.store
+        ns, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
+        pods = [p for p in store.by_kind(*POD, ns) if is_active(p)]
+        rs_names = {rs["metadata"]["name"] for rs in owned} | {current["metadata"]["name"]}
+        mine = [p for p in pods if _owner_name(p) in rs_names]
+        updated = [p for p in mine if _owner_name(p) == current["metadata"]["name"]]
+        ready = [p for p in mine if is_pod_ready(p)]
+        want = int(deploy["spec"].get("replicas", 1))
+        complete = len(updated) == want == len(mine) and len([p for p in updated
+                                                               if is_pod_ready(p)]) == want
+        rs_name = current["metadata"]["name"]
+
+        def fill(cur: Obj) -> None:
+            prev = (cur.get("status") or {}).get("conditions") or []
+            available = len(ready) >= want
+            conds = [
+                _dep_cond("Available", available, "MinimumReplicasAvailable" if available
+                          else "MinimumReplicasUnavailable", "Deployment has minimum "
+                          "availability." if available else "Deployment does not have "
+                          "minimum availability.", prev),
+                _dep_cond("Progressing", True, "NewReplicaSetAvailable" if complete else
+                          "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" has successfully '
+                          "progressed." if complete else f'ReplicaSet "{rs_name}" is '
+                          "progressing.", prev),
+            ]
+            status: Obj = {"observedGeneration": cur["metadata"].get("generation", 1),
+                           "replicas": len(mine), "updatedReplicas": len(updated),
+                           "readyReplicas": len(ready), "availableReplicas": len(ready),
+                           "conditions": conds}
+            if len(mine) - len(ready):
+                status["unavailableReplicas"] = len(mine) - len(ready)
+            status = {k: v for k, v in status.items() if v != 0 or k in ("observedGeneration",
+                                                                           "replicas")}
+            cur["status"] = status
+            ann = cur["metadata"].setdefault("annotations", {})
+            ann[REVISION] = current["metadata"].get("annotations", {}).get(REVISION, "1")
+        try:
+            store.mutate(rtype(store, DEPLOYMENT), ns, name, fill)
+        except StoreError:
+            pass
+
+    # ------------------------------------------------------- replicasets
+    def reconcile_replicaset(self, ns: str, name: str) -> None:
+        store = self.rt.store
+        rs = store.try_get(rtype(store, REPLICASET), ns, name)
+        if rs is None:
+            return
+        want = _replicas(rs)
+        pods = [p for p in store.by_kind(*POD, ns) if owned_by(p, rs) and is_active(p)]
+        for _ in range(want - len(pods)):
+            self._create_pod(rs, f"{name}-")
+        if len(pods) > want:
+            doomed = sorted(pods, key=lambda p: (is_pod_ready(p),
+                                                 p["metadata"]["creationTimestamp"]))
+            for pod in doomed[: len(pods) - want]:
+                self._delete_pod(pod, rs)
+        self._rs_status(rs)
+
+    def _create_pod(self, owner: Obj, prefix: str, name: str | None = None,
+                    extra_labels: dict[str, str] | None = None) -> None:
+        template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+        meta = template.setdefault("metadata", {})
+        meta.pop("creationTimestamp", None)
+        if extra_labels:
+            meta.setdefault("labels", {}).update(extra_labels)
+        if name is None:
+            meta["generateName"] = prefix
+            name = prefix + random_suffix(self.rng)
+        meta["name"] = name
+        meta["ownerReferences"] = [owner_ref(owner)]
+        body = {"metadata": meta, "spec": template.get("spec") or {}}
+        try:
+            self.rt.store.create(rtype(self.rt.store, POD), body, owner["metadata"]["namespace"])
+        except StoreError as err:
+            self.events.record(owner, "FailedCreate", f"Error creating: {err.message}",
+                               type_="Warning", component=_component(owner))
+            return
+        self.events.record(owner, "SuccessfulCreate", f"Created pod: {name}",
+                           component=_component(owner))
+
+    def _delete_pod(self, pod: Obj, owner: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            self.rt.store.delete(rtype(self.rt.store, POD), meta["namespace"], meta["name"])
+        except StoreError:
+            return
+        self.events.record(owner, "SuccessfulDelete", f"Deleted pod: {meta['name']}",
+                           component=_component(owner))
+
+    def _rs_status(self, rs: Obj) -> None:
+        store = self.rt.store
+        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+        pods = [p for p in store.by_kind(*POD, ns) if owned_by(p, rs) and is_active(p)]
+        ready = len([p for p in pods if is_pod_ready(p)])
+
+        def fill(cur: Obj) -> None:
+            status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods),
+                      "readyReplicas": ready, "availableReplicas": ready,
+                      "observedGeneration": cur["metadata"].get("generation", 1)}
+            cur["status"] = {k: v for k, v in status.items() if v or k == "replicas"}
+        try:
+            store.mutate(rtype(store, REPLICASET), ns, name, fill)
+        except StoreError:
+            pass
+
+    # ------------------------------------------------------ statefulsets
+    def reconcile_statefulset(self, ns: str, name: str) -> None:
+        store = self.rt.store
+        sts = store.try_get(rtype(store, STATEFULSET), ns, name)
+        if sts is None:
+            return
+        want = _replicas(sts)
+        revision = f"{name}-{template_hash(sts['spec'].get('template') or {})}"
+        pods = {p["metadata"]["name"]: p for p in store.by_kind(*POD, ns) if owned_by(p, sts)}
+        for i in range(want):
+            pod_name = f"{name}-{i}"
+            pod = pods.get(pod_name)
+            if pod is not None and pod["metadata"].get("labels", {}).get(
+                    "controller-revision-hash") != revision:
+                self._delete_pod(pod, sts)
+                pod = None
+            if pod is None:
+                self._create_pod(sts, "", pod_name, {
+                    "controller-revision-hash": revision,
+                    "statefulset.kubernetes.io/pod-name": pod_name,
+                    "apps.kubernetes.io/pod-index": str(i)})
+        for pod_name, pod in pods.items():
+            index = pod_name.rsplit("-", 1)[-1]
+            if not index.isdigit() or int(index) >= want:
+                self._delete_pod(pod, sts)
+        self._sts_status(sts, revision)
+
+    def _sts_status(self, sts: Obj, revision: str) -> None:
+        store = self.rt.store
+        ns, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        pods = [p for p in store.by_kind(*POD, ns) if owned_by(p, sts) and is_active(p)]
+        ready = len([p for p in pods if is_pod_ready(p)])
+        current = len([p for p in pods if p["metadata"].get("labels", {}).get(
+            "controller-revision-hash") == revision])
+
+        def fill(cur: Obj) -> None:
+            cur["status"] = {"observedGeneration": cur["metadata"].get("generation", 1),
+                             "replicas": len(pods), "readyReplicas": ready,
+                             "currentReplicas": current, "updatedReplicas": current,
+                             "availableReplicas": ready, "currentRevision": revision,
+                             "updateRevision": revision, "collisionCount": 0}
+        try:
+            store.mutate(rtype(store, STATEFULSET), ns, name, fill)
+        except StoreError:
+            pass
+
+
+def _replicas(obj: Obj) -> int:
+    return int((obj.get("spec") or {}).get("replicas", 1))
+
+
+def _revision(rs: Obj) -> int:
+    return int(rs["metadata"].get("annotations", {}).get(REVISION, 0))
+
+
+def _owner_name(pod: Obj) -> str | None:
+    refs = pod["metadata"].get("ownerReferences") or []
+    return refs[0].get("name") if refs else None
+
+
+def _component(owner: Obj) -> str:
+    return {"ReplicaSet": "replicaset-controller", "StatefulSet": "statefulset-controller"
+            }.get(owner.get("kind", ""), "controller-manager")
+
+
+def _dep_cond(ctype: str, ok: bool, reason: str, message: str, prev: list[Obj]) -> Obj:
+    cond = condition(ctype, "True" if ok else "False", reason, message, previous=prev)
+    old = next((c for c in prev if c.get("type") == ctype), None)
+    same = old is not None and old.get("reason") == reason and old.get("status") == cond["status"]
+    cond["lastUpdateTime"] = old.get("lastUpdateTime", cond["lastTransitionTime"]) \
+        if same and old else cond["lastTransitionTime"]
+    return {"type": ctype, "status": cond["status"], "lastUpdateTime": cond["lastUpdateTime"],
+            "lastTransitionTime": cond["lastTransitionTime"], "reason": reason,
+            "message": message}

@@ -1,0 +1,217 @@
+"""Istio 1.26 automatic sidecar injection, as a store admission plugin, and ``kube-inject``.
+
+Active only while the MutatingWebhookConfiguration ``istio-sidecar-injector`` exists (i.e.
+Istio is installed). Rules, as the 1.26 webhooks and injector policy decide them:
+
+* namespace ``istio-injection=enabled`` (or ``istio.io/rev=default`` without
+  ``istio-injection``): inject, unless the pod has ``sidecar.istio.io/inject: "false"``
+  (label, or the deprecated annotation);
+* namespace without either label: inject only pods labelled ``sidecar.istio.io/inject:
+  "true"`` or ``istio.io/rev=default``;
+* namespace ``istio-injection=disabled``: never; ``kube-system``/``kube-public``: never;
+  ``hostNetwork`` pods and already injected pods: never.
+
+The template itself lives in :mod:`.install.sidecar`. Not modelled: revisions other than
+``default``, injection templates and custom-template annotations, native sidecars, CNI.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import yaml
+
+from .install.sidecar import (
+    SidecarValues,
+    init_container,
+    proxy_container,
+    sidecar_volumes,
+    status_annotation,
+)
+from .runtime import Runtime
+
+Obj = dict[str, Any]
+STATUS = "sidecar.istio.io/status"
+INJECT = "sidecar.istio.io/inject"
+WEBHOOK = "istio-sidecar-injector"
+IGNORED_NAMESPACES = ("kube-system", "kube-public")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
+                  "ReplicationController", "CronJob")
+
+
+def is_injected(pod: Obj) -> bool:
+    """True if ``pod`` (or a pod template) carries an Istio sidecar."""
+    meta = pod.get("metadata") or {}
+    if STATUS in (meta.get("annotations") or {}):
+        return True
+    return any(c.get("name") == "istio-proxy" for c in (pod.get("spec") or {}).get(
+        "containers") or [])
+
+
+def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: str) -> bool:
+    """Would the 1.26 webhooks inject ``pod`` into a namespace with these labels?"""
+    spec = pod.get("spec") or {}
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    if namespace in IGNORED_NAMESPACES or spec.get("hostNetwork") or is_injected(pod):
+        return False
+    ns_inject = namespace_labels.get("istio-injection")
+    ns_rev = namespace_labels.get("istio.io/rev")
+    pod_flag = labels.get(INJECT, annotations.get(INJECT))
+    if ns_inject == "disabled":
+        return False
+    if ns_inject == "enabled" or (ns_inject is None and ns_rev == "default"):
+        return str(pod_flag).lower() != "false"
+    if ns_inject is None and ns_rev is None:
+        return labels.get(INJECT) == "true" or labels.get("istio.io/rev") == "default"
+    return False
+
+
+def workload_of(pod: Obj) -> tuple[str, str]:
+    """(workload name, ISTIO_META_OWNER) of a pod, from its controller reference."""
+    meta = pod.get("metadata") or {}
+    ns = meta.get("namespace") or "default"
+    refs = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
+    if refs:
+        ref = refs[0]
+        name, kind = ref["name"], ref.get("kind", "")
+        phash = (meta.get("labels") or {}).get("pod-template-hash")
+        if kind == "ReplicaSet" and phash and name.endswith("-" + phash):
+            deploy = name[: -len(phash) - 1]
+            return deploy, f"kubernetes://apis/apps/v1/namespaces/{ns}/deployments/{deploy}"
+        group = ref.get("apiVersion", "v1")
+        plural = kind.lower() + "s"
+        return name, f"kubernetes://apis/{group}/namespaces/{ns}/{plural}/{name}"
+    name = meta.get("name") or (meta.get("generateName") or "").rstrip("-")
+    return name, f"kubernetes://apis/v1/namespaces/{ns}/pods/{name}"
+
+
+def inject_pod(pod: Obj, values: SidecarValues, workload: str | None = None,
+               owner: str | None = None) -> Obj:
+    """A copy of ``pod`` (a Pod or a pod template) with the Istio sidecar added."""
+    pod = copy.deepcopy(pod)
+    meta = pod.setdefault("metadata", {})
+    spec = pod.setdefault("spec", {})
+    if workload is None or owner is None:
+        workload, owner = workload_of(pod)
+    apps = [c for c in spec.get("containers") or [] if c.get("name") != "istio-proxy"]
+    spec["initContainers"] = [init_container(values), *(spec.get("initContainers") or [])]
+    spec["containers"] = [*apps, proxy_container(values, apps, workload, owner)]
+    names = {v.get("name") for v in spec.get("volumes") or []}
+    spec["volumes"] = [*(spec.get("volumes") or []),
+                       *(v for v in sidecar_volumes() if v["name"] not in names)]
+    labels = meta.setdefault("labels", {})
+    labels.setdefault("security.istio.io/tlsMode", "istio")
+    labels.setdefault("service.istio.io/canonical-name",
+                      labels.get("app.kubernetes.io/name") or labels.get("app") or workload)
+    labels.setdefault("service.istio.io/canonical-revision",
+                      labels.get("app.kubernetes.io/version") or labels.get("version")
+                      or "latest")
+    ann = meta.setdefault("annotations", {})
+    first = apps[0]["name"] if apps else "istio-proxy"
+    ann.setdefault("istio.io/rev", values.revision)
+    ann.setdefault("kubectl.kubernetes.io/default-container", first)
+    ann.setdefault("kubectl.kubernetes.io/default-logs-container", first)
+    ann.setdefault("prometheus.io/path", "/stats/prometheus")
+    ann.setdefault("prometheus.io/port", "15020")
+    ann.setdefault("prometheus.io/scrape", "true")
+    ann[STATUS] = status_annotation(values.revision)
+    return pod
+
+
+# ------------------------------------------------------------ cluster side
+def values_from_configmaps(injector_cm: Obj | None, mesh_cm: Obj | None) -> SidecarValues:
+    """Read the template inputs the way istiod does: injector ``values`` and ``mesh``."""
+    values = SidecarValues()
+    data = (injector_cm or {}).get("data") or {}
+    try:
+        raw = json.loads(data.get("values") or "{}")
+    except ValueError:
+        raw = {}
+    proxy = (raw.get("global") or {}).get("proxy") or {}
+    res = proxy.get("resources") or {}
+    values.requests = dict(res.get("requests") or values.requests)
+    values.limits = dict(res.get("limits") or values.limits)
+    values.log_level = proxy.get("logLevel") or values.log_level
+    values.component_log_level = proxy.get("componentLogLevel") or values.component_log_level
+    glob = raw.get("global") or {}
+    values.mesh_id = glob.get("meshID") or values.mesh_id
+    values.cluster_id = (glob.get("multiCluster") or {}).get("clusterName") or values.cluster_id
+    values.revision = raw.get("revision") or "default"
+    mesh = yaml.safe_load(((mesh_cm or {}).get("data") or {}).get("mesh") or "") or {}
+    values.trust_domain = mesh.get("trustDomain") or values.trust_domain
+    return values
+
+
+def cluster_values(runtime: Runtime) -> SidecarValues:
+    store = runtime.store
+    cms = store.resource_type("", "configmaps")
+    return values_from_configmaps(store.try_get(cms, "istio-system", WEBHOOK),
+                                  store.try_get(cms, "istio-system", "istio"))
+
+
+def maybe_inject(runtime: Runtime, pod: Obj) -> Obj:
+    """The admission step: inject ``pod`` if Istio is installed and the rules say so."""
+    store = runtime.store
+    webhooks = store.resource_type("admissionregistration.k8s.io",
+                                   "mutatingwebhookconfigurations")
+    if store.try_get(webhooks, None, WEBHOOK) is None:
+        return pod
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    nso = store.try_get(store.resource_type("", "namespaces"), None, ns) or {}
+    ns_labels = (nso.get("metadata") or {}).get("labels") or {}
+    if not injection_required(ns_labels, pod, ns):
+        return pod
+    return inject_pod(pod, cluster_values(runtime))
+
+
+# --------------------------------------------------------------- kube-inject
+def kube_inject_documents(docs: list[Obj], values: SidecarValues) -> list[Obj]:
+    """``istioctl kube-inject``: inject every workload's pod template and every Pod."""
+    out = []
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        out.append(kube_inject_object(doc, values))
+    return out
+
+
+def kube_inject_object(doc: Obj, values: SidecarValues) -> Obj:
+    kind = doc.get("kind", "")
+    if kind == "List":
+        doc = copy.deepcopy(doc)
+        doc["items"] = [kube_inject_object(i, values) for i in doc.get("items") or []]
+        return doc
+    name = (doc.get("metadata") or {}).get("name", "")
+    if kind == "Pod":
+        return doc if _skip(doc) else inject_pod(doc, values)
+    if kind not in WORKLOAD_KINDS:
+        return doc
+    doc = copy.deepcopy(doc)
+    holder = doc["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else doc["spec"]
+    template = holder.get("template") or {}
+    if _skip(template):
+        return doc
+    group = "batch/v1" if kind in ("Job", "CronJob") else "apps/v1"
+    if kind == "ReplicationController":
+        group = "v1"
+    owner = f"kubernetes://apis/{group}/namespaces/{{ns}}/{kind.lower()}s/{name}"
+    injected = inject_pod(template, values, name, owner)
+    for env in injected["spec"]["containers"][-1]["env"]:
+        if env["name"] == "ISTIO_META_OWNER":
+            ns = (doc.get("metadata") or {}).get("namespace") or "default"
+            env["value"] = env["value"].replace("{ns}", ns)
+    injected["metadata"].pop("creationTimestamp", None)
+    holder["template"] = injected
+    return doc
+
+
+def _skip(pod: Obj) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    ann = (pod.get("metadata") or {}).get("annotations") or {}
+    flag = labels.get(INJECT, ann.get(INJECT))
+    return is_injected(pod) or str(flag).lower() == "false" or bool(
+        (pod.get("spec") or {}).get("hostNetwork"))

@@ -1,0 +1,1 @@
+"""Istio 1.26 installation content (placeholder while it is being written)."""
