@@ -1,0 +1,135 @@
+"""REST dispatch for ``/api/...`` and ``/apis/...``: parse the URL, route by verb.
+
+Reads (get, list with selectors and ``limit``/``continue``) live here; writes in
+:mod:`writes`; watch, logs, exec and tables in their own modules. Objects of a custom
+resource leave the server with the ``apiVersion`` of the version the client asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aiohttp import web
+
+from . import discovery, logs, scale, tables, watch, writes, wsexec
+from .context import ApiContext, context_of
+from .params import flag, int_param, wants_table
+from .paths import Target, parse_target, split_group_version
+from .responses import bad_request, json_response, method_not_allowed, not_found_path, not_modelled
+
+Obj = dict[str, Any]
+
+
+async def handle_core(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, core=True)
+
+
+async def handle_groups(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, core=False)
+
+
+async def _handle(request: web.Request, core: bool) -> web.StreamResponse:
+    ctx = context_of(request)
+    segments = [s for s in request.match_info["tail"].split("/") if s != ""]
+    if not core and len(segments) == 1:
+        _only_get(request, "group")
+        return discovery.group(ctx.store, segments[0])
+    parsed = split_group_version(core, segments)
+    if parsed is None:
+        raise not_found_path()
+    group, version, rest = parsed
+    if not rest:
+        _only_get(request, "resource list")
+        return discovery.resource_list(ctx.store, group, version)
+    target = parse_target(ctx.store, group, version, rest)
+    return await route(request, ctx, target)
+
+
+def _only_get(request: web.Request, what: str) -> None:
+    if request.method != "GET":
+        raise method_not_allowed(request.method, what)
+
+
+async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
+    method, sub = request.method, t.sub
+    if sub in ("exec", "attach", "portforward"):
+        if sub == "exec" and method in ("GET", "POST"):
+            return await wsexec.serve(request, ctx, t)
+        raise not_modelled(f"pods/{sub} (use pods/exec)")
+    if sub == "log":
+        _only_get(request, "pods/log")
+        return await logs.serve(request, ctx, t)
+    if sub == "scale":
+        return await scale.serve(request, ctx, t)
+    if method == "GET":
+        return await _get(request, ctx, t)
+    if method == "POST" and t.name is None:
+        return await writes.create(request, ctx, t)
+    if method == "PUT" and t.name is not None:
+        return await writes.update(request, ctx, t)
+    if method == "PATCH" and t.name is not None:
+        return await writes.patch(request, ctx, t)
+    if method == "DELETE":
+        if t.name is None:
+            return await writes.delete_collection(request, ctx, t)
+        return await writes.delete(request, ctx, t)
+    raise method_not_allowed(method, t.rt.plural)
+
+
+async def _get(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
+    if t.name is None and flag(request, "watch"):
+        return await watch.serve(request, ctx, t)
+    if t.name is not None:
+        obj = present(t, ctx.store.get(t.rt, t.namespace, t.name))
+        if wants_table(request):
+            return json_response(tables.table(ctx, request, t, [obj], None))
+        return json_response(obj)
+    if t.rt.namespaced is False and t.namespace is not None:
+        raise not_found_path()
+    return json_response(list_body(request, ctx, t))
+
+
+def list_body(request: web.Request, ctx: ApiContext, t: Target) -> Obj:
+    items, rv = ctx.store.list(t.rt, t.namespace, request.query.get("labelSelector"),
+                               request.query.get("fieldSelector"))
+    page, cont, remaining = paginate(items, int_param(request, "limit"),
+                                     request.query.get("continue"), rv)
+    meta: Obj = {"resourceVersion": str(rv)}
+    if cont:
+        meta.update({"continue": cont, "remainingItemCount": remaining})
+    page = [present(t, o) for o in page]
+    if wants_table(request):
+        return tables.table(ctx, request, t, page, meta)
+    return {"kind": t.rt.list_kind, "apiVersion": t.api_version, "metadata": meta, "items": page}
+
+
+def paginate(items: list[Obj], limit: int | None, token: str | None, rv: int
+             ) -> tuple[list[Obj], str | None, int]:
+    """Continue tokens name the last key returned; a later page resumes after it."""
+    start = 0
+    if token:
+        try:
+            after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())).get("after"))
+        except (ValueError, TypeError):
+            raise bad_request("continue key is not valid: incorrect encoded start") from None
+        start = next((i for i, o in enumerate(items) if _key(o) > after), len(items))
+    if not limit or limit <= 0 or start + limit >= len(items):
+        return items[start:], None, 0
+    page = items[start:start + limit]
+    cont = base64.urlsafe_b64encode(json.dumps({"rv": rv, "after": list(_key(page[-1]))})
+                                    .encode()).decode()
+    return page, cont, len(items) - start - limit
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def present(t: Target, obj: Obj) -> Obj:
+    """The object as the requested version shows it (CRDs serve several versions)."""
+    if t.version != t.rt.preferred_version:
+        obj["apiVersion"] = t.api_version
+    return obj

@@ -1,0 +1,129 @@
+"""``pods/exec`` over a websocket (``v5.channel.k8s.io``, ``v4.channel.k8s.io``).
+
+Before the upgrade the request is checked like kube-apiserver checks it, and failures are
+plain HTTP errors (a websocket client sees ``Handshake status 404``): missing pod 404,
+unknown container 400, pod not running 400. The command then gets its stdin (channel 0,
+read until the client closes channel 0 with ``[255, 0]`` on v5 or the socket ends), runs
+in a worker thread through the exec handler, and its stdout (channel 1) and stderr
+(channel 2, folded into 1 with ``tty``) are sent before the channel 3 status
+(``Success``, or ``Failure``/``NonZeroExitCode`` with the exit code as the first cause).
+
+Not modelled: interactive streaming (stdin is collected before the command runs), resize
+(channel 4 frames are ignored), SPDY (``kubectl`` < 1.30), and end of stdin on v4, which
+has no close signal: there, stdin ends after :data:`V4_STDIN_IDLE_SECONDS` without data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..runtime import ExecResult
+from .context import ApiContext
+from .params import flag
+from .paths import Target
+from .pods import choose_container, container_state
+from .responses import bad_request
+
+Obj = dict[str, Any]
+V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
+PROTOCOLS = (V5, V4)
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+V4_STDIN_IDLE_SECONDS = 1.0
+STDIN_MAX_SECONDS = 300.0
+EXEC_MAX_SECONDS = 600.0
+
+
+def check_exec(pod: Obj, container: str) -> None:
+    """400 unless ``container`` of ``pod`` is running, worded as the kubelet/apiserver do."""
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise bad_request("cannot exec into a container in a completed pod; current phase is "
+                          f"{phase}")
+    state = container_state(pod, container)
+    if phase != "Running" or "waiting" in state or "terminated" in state:
+        raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+
+
+async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
+    pod = ctx.store.get(t.rt, t.namespace, str(t.name))
+    container = choose_container(pod, request.query.get("container"))
+    check_exec(pod, container)
+    argv = request.query.getall("command", [])
+    if not argv:
+        raise bad_request("you must specify at least 1 command")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise bad_request("exec needs a websocket upgrade (v5/v4.channel.k8s.io); SPDY is not "
+                          "modelled by the embedded cluster: use kubectl >= 1.30")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0, autoping=True)
+    await ws.prepare(request)
+    ctx.websockets.add(ws)
+    try:
+        await _session(ws, request, ctx, pod, container, argv)
+    finally:
+        ctx.websockets.discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _session(ws: web.WebSocketResponse, request: web.Request, ctx: ApiContext, pod: Obj,
+                   container: str, argv: list[str]) -> None:
+    stdin = b""
+    if flag(request, "stdin"):
+        got = await ctx.until_closing(_read_stdin(ws, ws.ws_protocol == V5), STDIN_MAX_SECONDS)
+        if got is None or ws.closed:
+            return
+        stdin = got
+    result = await ctx.until_closing(_run(ctx, pod, container, argv, stdin), EXEC_MAX_SECONDS)
+    if result is None or ws.closed:
+        return
+    tty = flag(request, "tty")
+    if flag(request, "stdout") and result.stdout:
+        await ws.send_bytes(bytes([STDOUT]) + result.stdout)
+    if result.stderr and (tty or flag(request, "stderr")):
+        await ws.send_bytes(bytes([STDOUT if tty else STDERR]) + result.stderr)
+    await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(argv, result.exit_code)).encode())
+
+
+async def _run(ctx: ApiContext, pod: Obj, container: str, argv: list[str], stdin: bytes
+               ) -> ExecResult:
+    try:
+        return await ctx.in_worker(ctx.exec_handler, ctx.runtime, pod, container, argv, stdin)
+    except Exception as exc:  # the handler's bug or gap must reach the user, not vanish
+        msg = f"embedded cluster: exec of {argv!r} in container {container!r} failed: {exc}\n"
+        return ExecResult(126, b"", msg.encode())
+
+
+def exit_status(argv: list[str], code: int) -> Obj:
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure",
+            "message": f"command terminated with non-zero exit code: error executing command "
+                       f"[{' '.join(argv)}], exit code {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+async def _read_stdin(ws: web.WebSocketResponse, v5: bool) -> bytes:
+    data = bytearray()
+    while True:
+        timeout = None if v5 else V4_STDIN_IDLE_SECONDS
+        try:
+            msg = await ws.receive(timeout=timeout)
+        except TimeoutError:
+            return bytes(data)
+        if msg.type == WSMsgType.BINARY:
+            frame = bytes(msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            frame = str(msg.data).encode("utf-8")
+        else:  # close or error: nothing more will come
+            return bytes(data)
+        if not frame:
+            continue
+        if v5 and frame[0] == CLOSE and frame[1:2] == bytes([STDIN]):
+            return bytes(data)
+        if frame[0] == STDIN:
+            data += frame[1:]
