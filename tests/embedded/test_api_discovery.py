@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from api_testkit import Api, api, crd  # noqa: F401
+from api_testkit import Api, api_fixture, crd  # noqa: F401
 from kubernetes import client
 
 
