@@ -11,7 +11,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .store import Store
 
@@ -103,13 +103,13 @@ class LogBook:
 
 
 def rfc3339_nano(t: float) -> str:
-    dt = datetime.fromtimestamp(t, timezone.utc)
+    dt = datetime.fromtimestamp(t, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
 
 
 def iso_millis(t: float) -> str:
     """Envoy's ``%START_TIME%`` format: 2025-05-09T00:44:20.123Z."""
-    dt = datetime.fromtimestamp(t, timezone.utc)
+    dt = datetime.fromtimestamp(t, UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 

@@ -7,6 +7,7 @@ model all read and write through this class; nothing else holds cluster state.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import threading
@@ -14,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .resources import BUILTIN_TYPES, ResourceType, crd_to_type
@@ -52,7 +53,7 @@ class Event:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _copy(obj: Obj) -> Obj:
@@ -68,8 +69,8 @@ class Store:
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self._rv = 1
         self._events: deque[Event] = deque(maxlen=history)
-        self._subscribers: list[Callable[[Event], None]] = []
-        self._admission: list[Callable[[ResourceType, Obj], Obj | None]] = []
+        self._subscribers: builtins.list[Callable[[Event], None]] = []
+        self._admission: builtins.list[Callable[[ResourceType, Obj], Obj | None]] = []
         self.types_changed = threading.Event()
         for rt in BUILTIN_TYPES:
             self.register_type(rt)
@@ -85,7 +86,7 @@ class Store:
             self._types.pop((group, plural), None)
             self._objects.pop((group, plural), None)
 
-    def types(self) -> list[ResourceType]:
+    def types(self) -> builtins.list[ResourceType]:
         with self._lock:
             return list(self._types.values())
 
@@ -135,7 +136,7 @@ class Store:
                     self._subscribers.remove(callback)
         return unsubscribe
 
-    def events_since(self, rv: int) -> list[Event]:
+    def events_since(self, rv: int) -> builtins.list[Event]:
         """Events after ``rv``; raises 410 Expired when the log no longer reaches back that far."""
         with self._lock:
             if rv >= self._rv:
@@ -174,7 +175,7 @@ class Store:
 
     def list(self, rt: ResourceType, namespace: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None
-             ) -> tuple[list[Obj], int]:
+             ) -> tuple[builtins.list[Obj], int]:
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector)
         with self._lock:
@@ -185,7 +186,7 @@ class Store:
             ]
             return items, self._rv
 
-    def by_kind(self, group: str, plural: str, namespace: str | None = None) -> list[Obj]:
+    def by_kind(self, group: str, plural: str, namespace: str | None = None) -> builtins.list[Obj]:
         """Convenience for the controllers and the mesh model: every object of a type."""
         rt = self._types.get((group, plural))
         return [] if rt is None else self.list(rt, namespace)[0]
@@ -239,10 +240,11 @@ class Store:
                 raise not_found(rt, name)
             sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
-                raise StoreError(409, "Conflict",
-                                 f'Operation cannot be fulfilled on {rt.plural} "{name}": the object '
-                                 "has been modified; please apply your changes to the latest "
-                                 "version and try again", {"name": name, "kind": rt.plural})
+                raise StoreError(
+                    409, "Conflict",
+                    f'Operation cannot be fulfilled on {rt.plural} "{name}": the object has been '
+                    "modified; please apply your changes to the latest version and try again",
+                    {"name": name, "kind": rt.plural})
             new = self._merge_put(rt, current, obj, subresource)
             result, events = self._replace(rt, ns, name, current, new)
         self._notify(events)
@@ -270,7 +272,7 @@ class Store:
         return result
 
     def _replace(self, rt: ResourceType, ns: str, name: str, current: Obj, new: Obj
-                 ) -> tuple[Obj, list[Event]]:
+                 ) -> tuple[Obj, builtins.list[Event]]:
         self._validate(rt, new)
         new["apiVersion"], new["kind"] = rt.api_version(), rt.kind
         meta = new["metadata"]
@@ -286,7 +288,7 @@ class Store:
         return _copy(new), events
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        events: list[Event] = []
+        events: builtins.list[Event] = []
         with self._lock:
             ns = namespace or "" if rt.namespaced else ""
             obj = self._objects[rt.key].get((ns, name))
@@ -306,7 +308,7 @@ class Store:
         self._notify(events)
         return result
 
-    def _delete_one(self, rt: ResourceType, ns: str, name: str) -> list[Event]:
+    def _delete_one(self, rt: ResourceType, ns: str, name: str) -> builtins.list[Event]:
         obj = self._objects.get(rt.key, {}).pop((ns, name), None)
         if obj is None:
             return []
@@ -369,7 +371,7 @@ class Store:
                 "storedVersions": [v["name"] for v in obj["spec"].get("versions", [])
                                    if v.get("storage")]}
 
-    def _after_write(self, rt: ResourceType, obj: Obj) -> list[Event]:
+    def _after_write(self, rt: ResourceType, obj: Obj) -> builtins.list[Event]:
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.register_type(crd_to_type(obj))
             self.types_changed.set()
@@ -455,8 +457,8 @@ def _spec_of(obj: Obj) -> str:
 
 def _validate_name(rt: ResourceType, name: str) -> None:
     if not name:
-        raise StoreError(422, "Invalid", f"{rt.kind} \"\" is invalid: metadata.name: Required value: "
-                         "name or generateName is required",
+        raise StoreError(422, "Invalid", f'{rt.kind} "" is invalid: metadata.name: Required '
+                         "value: name or generateName is required",
                          {"kind": rt.kind, "causes": [{"reason": "FieldValueRequired",
                                                         "message": "Required value",
                                                         "field": "metadata.name"}]})
