@@ -42,13 +42,14 @@ class ApiContext:
         """Await ``aw`` unless the server starts closing or ``timeout`` passes (then ``None``)."""
         task = asyncio.ensure_future(aw)
         closer = asyncio.ensure_future(self.closing.wait())
-        done, _ = await asyncio.wait({task, closer}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        closer.cancel()
-        if task in done:
-            return task.result()
-        task.cancel()
-        return None
+        try:
+            done, _ = await asyncio.wait({task, closer}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closer.cancel()
+            if not task.done():
+                task.cancel()
+        return task.result() if task in done and not task.cancelled() else None
 
     async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (an exec command) off the event loop."""

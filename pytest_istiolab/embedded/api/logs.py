@@ -10,10 +10,12 @@ restarted.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
+from ..runtime import LogLine, rfc3339_nano
 from .context import ApiContext
 from .params import flag, int_param
 from .paths import Target
@@ -37,38 +39,47 @@ async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
     if flag(request, "previous"):
         raise bad_request(f'previous terminated container "{container}" in pod "{name}" '
                           "not found")
-    text = _read(request, ctx, str(t.namespace), name, container)
+    lines = ctx.runtime.logs.lines(str(t.namespace), name, container)
+    text = _render(request, ctx, lines)
     limit = int_param(request, "limitBytes")
     if not flag(request, "follow"):
         body = text.encode()
         return web.Response(body=body[:limit] if limit else body,
                             headers={"Content-Type": "text/plain"})
-    return await _follow(request, ctx, t, container, text)
+    return await _follow(request, ctx, t, container, text, len(lines))
 
 
-def _read(request: web.Request, ctx: ApiContext, ns: str, pod: str, container: str) -> str:
+def _render(request: web.Request, ctx: ApiContext, lines: list[LogLine]) -> str:
+    """The selected lines (``sinceSeconds``/``sinceTime``/``tailLines``) as the kubelet writes
+    them, optionally prefixed with RFC 3339 nanosecond timestamps."""
     since_time = request.query.get("sinceTime")
     since = parse_rfc3339(since_time) if since_time else None
     if since_time and since is None:
         raise bad_request(f"invalid sinceTime {since_time!r}")
-    return ctx.runtime.logs.read(
-        ns, pod, container, since_seconds=int_param(request, "sinceSeconds"),
-        since_time=since, tail_lines=int_param(request, "tailLines"),
-        timestamps=flag(request, "timestamps"), now=ctx.runtime.clock.now())
+    since_seconds = int_param(request, "sinceSeconds")
+    if since_seconds is not None:
+        cutoff = ctx.runtime.clock.now() - since_seconds
+        since = cutoff if since is None else max(since, cutoff)
+    if since is not None:
+        lines = [ln for ln in lines if ln.when >= since]
+    tail = int_param(request, "tailLines")
+    if tail is not None:
+        lines = lines[-tail:] if tail > 0 else []
+    stamps = flag(request, "timestamps")
+    return "".join(_format(ln.when, ln.text, stamps) for ln in lines)
 
 
 async def _follow(request: web.Request, ctx: ApiContext, t: Target, container: str,
-                  first: str) -> web.StreamResponse:
+                  first: str, sent: int) -> web.StreamResponse:
     ns, name = str(t.namespace), str(t.name)
     response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
     response.enable_chunked_encoding()
     await response.prepare(request)
     await response.write(first.encode())
-    sent = len(ctx.runtime.logs.lines(ns, name, container))
     stamps = flag(request, "timestamps")
     deadline = ctx.loop.time() + FOLLOW_MAX_SECONDS
     while not ctx.closing.is_set() and ctx.loop.time() < deadline:
-        await ctx.until_closing(_sleep(), None)
+        await ctx.until_closing(asyncio.sleep(FOLLOW_POLL_SECONDS), None)
         lines = ctx.runtime.logs.lines(ns, name, container)
         if len(lines) > sent:
             fresh = "".join(_format(ln.when, ln.text, stamps) for ln in lines[sent:])
@@ -79,13 +90,5 @@ async def _follow(request: web.Request, ctx: ApiContext, t: Target, container: s
     return response
 
 
-async def _sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(FOLLOW_POLL_SECONDS)
-
-
 def _format(when: float, text: str, stamps: bool) -> str:
-    from ..runtime import rfc3339_nano
-
     return (rfc3339_nano(when) + " " if stamps else "") + text + "\n"

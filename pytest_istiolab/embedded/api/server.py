@@ -112,8 +112,11 @@ class ApiServer:
             ready.set()
             return
         ready.set()
-        loop.run_forever()
-        loop.close()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     async def _listen(self) -> None:
         assert self._loop is not None
@@ -152,3 +155,8 @@ class ApiServer:
                 await ws.close(code=1001, message=b"server stopping")
         if self._runner is not None:
             await self._runner.cleanup()
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
