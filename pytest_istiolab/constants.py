@@ -63,8 +63,27 @@ OPT_ISTIOCTL = Option("--istio-istioctl", "istio_istioctl", "ISTIOLAB_ISTIOCTL",
 OPT_SEED = Option("--istio-seed", "istio_seed", "ISTIOLAB_SEED",
                   "seed of the embedded mesh's randomness (printed in the header; default random)")
 
+INSTALL_CHOICES: tuple[str, ...] = ("if-missing", "always", "never")
+OPT_INSTALL = Option("--istio-install", "istio_install", "ISTIOLAB_INSTALL",
+                     "install Istio: if-missing (test an installed mesh as it is), always "
+                     "(install/upgrade to --istio-profile and --istio-version), never",
+                     "if-missing", INSTALL_CHOICES)
+OPT_KIND_NAME = Option("--istio-kind-name", "istio_kind_name", "ISTIOLAB_KIND_NAME",
+                       "kind cluster name: reused (never deleted) if it exists, else created")
+OPT_KIND_IMAGE = Option("--istio-kind-image", "istio_kind_image", "ISTIOLAB_KIND_IMAGE",
+                        "kind node image, e.g. kindest/node:v1.32.2")
+OPT_OFFLINE = Option("--istio-offline", "istio_offline", "ISTIOLAB_OFFLINE",
+                     "never download istioctl (use --istio-istioctl, PATH or the cache): true/false",
+                     "false", ("true", "false"))
+OPT_RELEASE_URL = Option("--istio-release-url", "istio_release_url", "ISTIOLAB_RELEASE_URL",
+                         "base URL of Istio releases for istioctl downloads (a mirror)")
+OPT_READ_ONLY = Option("--istio-read-only", "istio_read_only", "ISTIOLAB_READ_ONLY",
+                       "skip labs that change mesh-wide state (mesh config, mesh-wide "
+                       "PeerAuthentication, reinstall): true/false", "false", ("true", "false"))
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
-                               OPT_KEEP, OPT_ISTIOCTL, OPT_SEED)
+                               OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
+                               OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

@@ -50,8 +50,10 @@ def cluster(istio_settings: Settings, pytestconfig: pytest.Config) -> Iterator[C
     ``cluster.kube`` is the kubernetes client wrapper, ``cluster.kubeconfig`` its config file.
     Created once per session (per xdist worker for the embedded cluster) and removed at the end.
     """
+    from .plugin import shared_provider
+
     with _clear_errors():
-        session = ClusterSession.open(istio_settings)
+        session = ClusterSession.open(istio_settings, shared_provider(pytestconfig))
     reporting.register_session(pytestconfig, session)
     yield session
     session.close()

@@ -11,11 +11,17 @@ import pytest
 from . import constants as c
 from . import reporting
 from .errors import IstioLabError, UsageError
+from .providers.base import ClusterHandle, ClusterProvider
+from .providers.kind import handle_from_json, handle_to_json
+from .session import HandedOver, make_provider
 from .settings import Settings, from_lookup
 
 pytest_plugins = ["pytest_istiolab.fixtures"]
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+SHARED_PROVIDER_KEY = pytest.StashKey[ClusterProvider]()
+SHARED_HANDLE_KEY = pytest.StashKey[ClusterHandle]()
+HANDLE_INPUT = "istiolab_cluster_handle"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,9 +45,47 @@ def pytest_configure(config: pytest.Config) -> None:
                             "the reason when the profile lacks it")
     try:
         settings = _settings(config)
-    except UsageError as err:
+        config.stash[SETTINGS_KEY] = settings
+        _preflight(config, settings)
+    except IstioLabError as err:
         raise pytest.UsageError(str(err)) from None
-    config.stash[SETTINGS_KEY] = settings
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _uses_xdist(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or bool(
+        getattr(config.option, "dist", "no") not in ("no", None))
+
+
+def _preflight(config: pytest.Config, settings: Settings) -> None:
+    """Fail before collection when the cluster cannot work; share one kind cluster under xdist."""
+    if _is_worker(config):
+        return
+    if settings.cluster == "existing" and not config.option.collectonly:
+        make_provider(settings).start()  # checks context and reachability (bounded: 10 s)
+    if settings.cluster == "kind" and _uses_xdist(config) and not config.option.collectonly:
+        provider = make_provider(settings)
+        config.stash[SHARED_HANDLE_KEY] = provider.start()
+        config.stash[SHARED_PROVIDER_KEY] = provider
+
+
+def shared_provider(config: pytest.Config) -> ClusterProvider | None:
+    """The cluster the xdist controller created for this worker, if any."""
+    if _is_worker(config) and HANDLE_INPUT in config.workerinput:  # type: ignore[attr-defined]
+        return HandedOver(handle_from_json(config.workerinput[HANDLE_INPUT]))  # type: ignore[attr-defined]
+    return None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    provider = config.stash.get(SHARED_PROVIDER_KEY, None)
+    if provider is not None:
+        settings = config.stash[SETTINGS_KEY]
+        if settings.keep == "on-failure" and reporting.any_failed(config):
+            provider.keep = True  # type: ignore[attr-defined]
+        provider.stop()
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -66,8 +110,12 @@ def _workdir(config: pytest.Config) -> Path:
 
 
 def pytest_configure_node(node: object) -> None:  # pragma: no cover - xdist hook
-    settings: Settings = node.config.stash[SETTINGS_KEY]  # type: ignore[attr-defined]
+    config: pytest.Config = node.config  # type: ignore[attr-defined]
+    settings = config.stash[SETTINGS_KEY]
     node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
+    handle = config.stash.get(SHARED_HANDLE_KEY, None)
+    if handle is not None:
+        node.workerinput[HANDLE_INPUT] = handle_to_json(handle)  # type: ignore[attr-defined]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

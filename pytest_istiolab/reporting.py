@@ -43,6 +43,10 @@ def failed_under(config: pytest.Config, nodeid: str) -> bool:
     return any(o == "failed" and k.startswith(nodeid) for k, o in outcomes.items())
 
 
+def any_failed(config: pytest.Config) -> bool:
+    return any(o == "failed" for o in config.stash.get(OUTCOMES_KEY, {}).values())
+
+
 def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     """Add the applied manifests, the commands run, pod logs and events to a failed report."""
     session = item.config.stash.get(SESSION_KEY, None)

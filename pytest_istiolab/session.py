@@ -32,6 +32,11 @@ def make_provider(settings: Settings) -> ClusterProvider:
         from .providers.existing import ExistingProvider
 
         return ExistingProvider(settings.context, settings.kubeconfig)
+    if settings.cluster == "kind":
+        from .providers.kind import KindProvider
+
+        return KindProvider(settings.workdir / "kind", cluster_name=settings.kind_name,
+                            image=settings.kind_image, keep=settings.keep == "always")
     raise ClusterError(f"cluster provider {settings.cluster!r} is not available",
                        "use --istio-cluster=embedded or existing")
 
@@ -54,6 +59,19 @@ class CommandLog:
         return self.entries[mark:]
 
 
+class HandedOver:
+    """A cluster another process created (the xdist controller): use it, never delete it."""
+
+    def __init__(self, handle: ClusterHandle) -> None:
+        self.name, self.handle = handle.provider, handle
+
+    def start(self) -> ClusterHandle:
+        return self.handle
+
+    def stop(self) -> None:
+        return None
+
+
 class ClusterSession:
     """The cluster of a run, whichever provider made it."""
 
@@ -65,8 +83,8 @@ class ClusterSession:
         self.kube.on_command = self.commands.add
 
     @classmethod
-    def open(cls, settings: Settings) -> ClusterSession:
-        provider = make_provider(settings)
+    def open(cls, settings: Settings, provider: ClusterProvider | None = None) -> ClusterSession:
+        provider = provider or make_provider(settings)
         handle = provider.start()
         try:
             session = cls(settings, provider, handle)
@@ -82,7 +100,15 @@ class ClusterSession:
 
     @cached_property
     def istioctl(self) -> Istioctl:
-        path = resolve_istioctl(self.settings.istioctl, self.handle.istioctl)
+        """``--istio-istioctl``, else the provider's own, else provisioned for the version
+        (a matching istioctl on PATH, the per-user cache, or a verified download)."""
+        if self.settings.istioctl or self.handle.istioctl:
+            path = resolve_istioctl(self.settings.istioctl, self.handle.istioctl)
+        else:
+            from .provisioning import DEFAULT_RELEASE_URL, provision_istioctl
+
+            path = provision_istioctl(self.settings.version, offline=self.settings.offline,
+                                      base_url=self.settings.release_url or DEFAULT_RELEASE_URL)
         ctl = Istioctl(path, self.handle.kubeconfig, self.handle.context, self.timeouts)
         ctl.on_command = self.commands.add
         return ctl

@@ -29,6 +29,12 @@ class Settings:
     seed: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     workdir: Path = Path(".")
+    install: str = "if-missing"
+    kind_name: str | None = None
+    kind_image: str | None = None
+    offline: bool = False
+    release_url: str | None = None
+    read_only: bool = False
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -65,16 +71,30 @@ def from_lookup(get: Lookup, workdir: Path) -> Settings:
                          f"pass a release such as {c.DEFAULT_ISTIO_VERSION}")
     if cluster == "embedded":
         _check_embedded(profile, version)
-    if cluster == "kind":
-        raise UsageError(f"{c.OPT_CLUSTER.flag}=kind is not yet supported by this release",
-                         f"use {c.OPT_CLUSTER.flag}=existing --istio-context kind-NAME with a kind "
-                         "cluster you created, or the embedded cluster (the default)")
+    if cluster == "existing" and not get(c.OPT_CONTEXT):
+        raise UsageError(f"{c.OPT_CLUSTER.flag}=existing needs an explicit context: the suite "
+                         "never picks the current context of a real cluster by itself",
+                         f"pass {c.OPT_CONTEXT.flag} NAME (see `kubectl config get-contexts`)")
     kubeconfig = get(c.OPT_KUBECONFIG)
     return Settings(
         profile=profile, version=version, cluster=cluster, context=get(c.OPT_CONTEXT) or None,
         kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None, keep=keep,
         istioctl=get(c.OPT_ISTIOCTL) or None, seed=_seed(get(c.OPT_SEED)), workdir=workdir,
+        install=_choice(get(c.OPT_INSTALL) or "if-missing", c.INSTALL_CHOICES, c.OPT_INSTALL),
+        kind_name=get(c.OPT_KIND_NAME) or None, kind_image=get(c.OPT_KIND_IMAGE) or None,
+        offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
+        release_url=get(c.OPT_RELEASE_URL) or None,
+        read_only=_flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY),
     )
+
+
+def _flag(raw: str | None, opt: c.Option) -> bool:
+    value = (raw or "false").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{opt.flag}={raw!r} is not true or false", f"pass {opt.flag}=true")
 
 
 def _choice(value: str, valid: tuple[str, ...], opt: c.Option) -> str:

@@ -1,0 +1,107 @@
+"""The plugin surface, through pytester: options, usage errors, markers, header, skips."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_istiolab import constants as c
+
+pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
+
+
+@pytest.fixture
+def _no_istiolab_env(monkeypatch):
+    for opt in c.OPTIONS:
+        monkeypatch.delenv(opt.env, raising=False)
+
+
+def test_unknown_profile_is_a_usage_error_listing_the_profiles(pytester):
+    result = pytester.runpytest("--istio-profile=bogus")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--istio-profile='bogus' is not one of the valid values: "
+                                 "ambient, default, demo, empty, minimal*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_profile_the_embedded_cluster_does_not_model_says_so(pytester):
+    result = pytester.runpytest("--istio-profile=ambient")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*embedded cluster cannot run profile 'ambient': ambient mode*",
+                                 "*fix: run it on a real cluster*"])
+
+
+def test_unknown_cluster_provider_lists_the_valid_ones(pytester):
+    result = pytester.runpytest("--istio-cluster=minikube")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--istio-cluster='minikube' is not one of the valid values: "
+                                 "embedded, kind, existing*"])
+
+
+def test_bad_seed_is_a_usage_error(pytester):
+    result = pytester.runpytest("--istio-seed=abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--istio-seed='abc' is not an integer*"])
+
+
+def test_ini_and_env_set_options_and_the_flag_wins(pytester, monkeypatch):
+    pytester.makeini("[pytest]\nistio_profile = minimal\n")
+    pytester.makepyfile("def test_x(istio_settings):\n"
+                        "    print('PROFILE', istio_settings.profile, istio_settings.seed)\n")
+    monkeypatch.setenv("ISTIOLAB_SEED", "77")
+    result = pytester.runpytest("-s")
+    result.stdout.fnmatch_lines(["*PROFILE minimal 77*"])
+    result = pytester.runpytest("-s", "--istio-profile=default", "--istio-seed=5")
+    result.stdout.fnmatch_lines(["*PROFILE default 5*"])
+
+
+def test_report_header_names_provider_version_profile_seed_kubeconfig(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--istio-seed=42")
+    result.stdout.fnmatch_lines(["istiolab: cluster embedded, Istio 1.26.0, profile demo, "
+                                 "seed 42, kubeconfig */embedded/kubeconfig"])
+
+
+def test_markers_are_registered_for_strict_markers(pytester):
+    pytester.makepyfile("""
+        import pytest
+        pytestmark = pytest.mark.lab(3)
+
+        @pytest.mark.check("L3.1-C01")
+        @pytest.mark.requires("ingress-gateway")
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest("--strict-markers", "-m", "lab3")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("--strict-markers", "-m", "lab4")
+    result.assert_outcomes(deselected=1)
+
+
+def test_requires_skips_with_the_reason_when_the_profile_lacks_it(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.requires("egress-gateway")
+        def test_egress():
+            pass
+    """)
+    result = pytester.runpytest("--istio-profile=default", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*profile 'default' has no egress-gateway*"])
+    result = pytester.runpytest("--istio-profile=demo")
+    result.assert_outcomes(passed=1)
+
+
+def test_existing_needs_an_explicit_context(pytester):
+    result = pytester.runpytest("--istio-cluster=existing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--istio-cluster=existing needs an explicit context*",
+                                 "*fix: pass --istio-context NAME*"])
+
+
+def test_kind_without_the_kind_cli_says_what_to_install(pytester, monkeypatch):
+    monkeypatch.setenv("PATH", str(pytester.path))  # neither kind nor docker here
+    pytester.makepyfile("def test_x(cluster):\n    pass\n")
+    result = pytester.runpytest("--istio-cluster=kind", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*install kind*"])
+    assert "Traceback" not in result.stdout.str()
