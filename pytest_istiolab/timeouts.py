@@ -28,6 +28,7 @@ class Timeouts:
     poll_interval: float = 0.5  # pause between attempts of a poll
     consecutive: int = 3        # successes in a row for an eventual check to count
     istioctl: float = 600.0     # one istioctl invocation (install can pull images)
+    http: float = 30.0          # one HTTP request to a gateway (fault delays take seconds)
 
     @classmethod
     def for_provider(cls, name: str) -> Timeouts:
@@ -43,11 +44,11 @@ class Timeouts:
             api_request=self.api_request * factor, ready=self.ready * factor,
             delete=self.delete * factor, exec=self.exec * factor,
             eventually=self.eventually * factor, poll_interval=self.poll_interval * factor,
-            istioctl=self.istioctl * factor,
+            istioctl=self.istioctl * factor, http=self.http * factor,
         )
 
 
 EMBEDDED = Timeouts(
     api_request=10.0, ready=30.0, delete=15.0, exec=30.0, eventually=10.0,
-    poll_interval=0.05, consecutive=1, istioctl=120.0,
+    poll_interval=0.05, consecutive=1, istioctl=120.0, http=10.0,
 )

@@ -1,0 +1,181 @@
+"""Ingress: INGRESS_HOST / INGRESS_PORT / GATEWAY_URL from the API, and HTTP to the NodePort.
+
+The gateway Service and pod are made by hand in the embedded API server; the "NodePort" is a
+local HTTP server that echoes what it received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from kube_testkit import Cluster, cluster, kube, pod
+
+from pytest_istiolab.errors import ClusterError
+from pytest_istiolab.ingress import Ingress
+from pytest_istiolab.kube import Kube
+
+__all__ = ["cluster", "kube"]  # fixtures
+ISTIO = "istio-system"
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers with what it got; /login sets a session cookie and redirects like productpage."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        if self.path == "/login":
+            self.send_response(302)
+            self.send_header("Location", "/productpage")
+            self.send_header("Set-Cookie", "session=jason-session; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        payload = json.dumps({"method": self.command, "path": self.path,
+                              "host": self.headers.get("Host"),
+                              "cookie": self.headers.get("Cookie"), "body": body}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_HEAD = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def node_port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gateway(cluster: Cluster, kube: Kube, http_port: int, with_pod: bool = True,
+            service_type: str = "LoadBalancer", names: tuple[str, ...] = ("http2", "https")
+            ) -> None:
+    kube.create_namespace(ISTIO, {})
+    ports = [{"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"}]
+    for i, name in enumerate(names):
+        port = {"name": name, "port": 80 + i, "targetPort": 8080 + i, "protocol": "TCP"}
+        if service_type != "ClusterIP":
+            port["nodePort"] = http_port if name == "http2" else 31443 + i
+        ports.append(port)
+    kube.apply([{"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": "istio-ingressgateway", "namespace": ISTIO},
+                 "spec": {"type": service_type, "selector": {"istio": "ingressgateway"},
+                          "ports": ports}}])
+    if with_pod:
+        obj, status = pod("istio-ingressgateway-5d8f7b9c4-x2x9z", {"istio": "ingressgateway"})
+        obj["metadata"]["namespace"] = ISTIO
+        status["hostIP"] = "127.0.0.1"
+        cluster.put("pods", obj, status=status)
+
+
+@pytest.fixture
+def ingress(cluster: Cluster, kube: Kube, node_port: int) -> Iterator[Ingress]:
+    gateway(cluster, kube, node_port)
+    ing = Ingress(kube)
+    yield ing
+    ing.close()
+
+
+def test_manual_variables(ingress: Ingress, node_port: int) -> None:
+    assert ingress.host == "127.0.0.1"
+    assert (ingress.port, ingress.secure_port) == (node_port, 31444)
+    assert ingress.gateway_url == f"127.0.0.1:{node_port}"
+    assert ingress.url("/productpage") == f"http://127.0.0.1:{node_port}/productpage"
+    assert ingress.url("headers", secure=True) == "https://127.0.0.1:31444/headers"
+    assert ingress.curl_resolve("httpbin.example.com") == "httpbin.example.com:31444:127.0.0.1"
+
+
+def test_node_address_overrides_the_host_ip(cluster: Cluster, kube: Kube, node_port: int) -> None:
+    gateway(cluster, kube, node_port, with_pod=False)
+    assert Ingress(kube, node_address="172.18.0.2").gateway_url == f"172.18.0.2:{node_port}"
+
+
+def test_get_sends_host_header_and_cookies(ingress: Ingress) -> None:
+    seen = ingress.get("/status/200", host="httpbin.example.com",
+                       cookies={"session": "abc", "x": "1"}).json()
+    assert seen["path"] == "/status/200"
+    assert seen["host"] == "httpbin.example.com"
+    assert seen["cookie"] == "session=abc; x=1"
+
+
+def test_head_post_and_recording(ingress: Ingress, kube: Kube) -> None:
+    assert ingress.head("/delay/2").status_code == 200
+    assert ingress.post("/anything", content="x=1").json()["body"] == "x=1"
+    descriptions = [d for d, _ in kube.commands]  # type: ignore[attr-defined]
+    assert f"HEAD {ingress.url('/delay/2')}" in descriptions
+
+
+def test_redirects_are_not_followed(ingress: Ingress) -> None:
+    response = ingress.post("/login", data={"username": "jason"})
+    assert response.status_code == 302 and response.headers["location"] == "/productpage"
+
+
+def test_session_keeps_cookies(ingress: Ingress) -> None:
+    with ingress.session() as browser:
+        browser.post("/login", data={"username": "jason"})
+        assert browser.get("/productpage").json()["cookie"] == "session=jason-session"
+    assert ingress.get("/productpage").json()["cookie"] is None
+
+
+def test_session_with_host(ingress: Ingress) -> None:
+    with ingress.session(host="bookinfo.example.com") as browser:
+        assert browser.get("/x").json()["host"] == "bookinfo.example.com"
+
+
+def test_refresh_rereads_ports(ingress: Ingress, cluster: Cluster, kube: Kube) -> None:
+    assert ingress.secure_port == 31444
+    rt = cluster.store.resource_type("", "services")
+    svc = cluster.store.get(rt, ISTIO, "istio-ingressgateway")
+    svc["spec"]["ports"][2]["nodePort"] = 31555
+    cluster.store.update(rt, svc, ISTIO, "istio-ingressgateway")
+    assert ingress.secure_port == 31444
+    ingress.refresh()
+    assert ingress.secure_port == 31555
+
+
+def test_no_gateway_service(kube: Kube) -> None:
+    with pytest.raises(ClusterError) as info:
+        _ = Ingress(kube).port
+    assert "no service istio-ingressgateway in namespace istio-system" in str(info.value)
+    assert "install a profile with an ingress gateway" in str(info.value)
+
+
+def test_no_gateway_pod(cluster: Cluster, kube: Kube, node_port: int) -> None:
+    gateway(cluster, kube, node_port, with_pod=False)
+    with pytest.raises(ClusterError, match=r"no ingress gateway pod \(label "
+                                           r"istio=ingressgateway\) in namespace istio-system"):
+        _ = Ingress(kube).host
+
+
+def test_missing_named_ports(cluster: Cluster, kube: Kube, node_port: int) -> None:
+    gateway(cluster, kube, node_port, names=("http2",))
+    ing = Ingress(kube)
+    assert ing.port == node_port
+    with pytest.raises(ClusterError, match="no nodePort for a port named 'tcp'"):
+        _ = ing.tcp_port
+
+
+def test_cluster_ip_service_has_no_node_ports(cluster: Cluster, kube: Kube,
+                                              node_port: int) -> None:
+    gateway(cluster, kube, node_port, service_type="ClusterIP")
+    with pytest.raises(ClusterError) as info:
+        _ = Ingress(kube).gateway_url
+    assert "no nodePort for a port named 'http2' (node ports: none)" in str(info.value)
+    assert "type NodePort or LoadBalancer" in str(info.value)
