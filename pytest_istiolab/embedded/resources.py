@@ -47,16 +47,17 @@ class ResourceType:
 
 def _core(plural: str, kind: str, namespaced: bool = True, short: tuple[str, ...] = (),
           sub: tuple[str, ...] = (), singular: str | None = None,
-          verbs: tuple[str, ...] = ALL_VERBS) -> ResourceType:
+          verbs: tuple[str, ...] = ALL_VERBS, categories: tuple[str, ...] = ()) -> ResourceType:
     return ResourceType("", ("v1",), plural, singular or kind.lower(), kind, namespaced, short, sub,
-                        verbs=verbs)
+                        categories, verbs=verbs)
 
 
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("namespaces", "Namespace", namespaced=False, short=("ns",), sub=("status", "finalize")),
     _core("nodes", "Node", namespaced=False, short=("no",), sub=("status",)),
-    _core("pods", "Pod", short=("po",), sub=("status", "log", "exec", "portforward", "attach")),
-    _core("services", "Service", short=("svc",), sub=("status", "proxy")),
+    _core("pods", "Pod", short=("po",), sub=("status", "log", "exec", "portforward", "attach"),
+          categories=("all",)),
+    _core("services", "Service", short=("svc",), sub=("status", "proxy"), categories=("all",)),
     _core("endpoints", "Endpoints", short=("ep",), singular="endpoints"),
     _core("configmaps", "ConfigMap", short=("cm",)),
     _core("secrets", "Secret"),

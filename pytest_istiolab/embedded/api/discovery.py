@@ -3,8 +3,7 @@
 Answers the legacy (unaggregated) discovery shapes; ``kubectl`` asks for aggregated
 discovery (``apidiscovery.k8s.io/v2``) first and falls back to these when the response is
 plain ``application/json``. A CRD's group/version appears as soon as the CRD is created,
-because the store registers the type in the same write. OpenAPI documents are not served
-(404), so ``kubectl apply/create`` need ``--validate=false`` and ``kubectl explain`` fails.
+because the store registers the type in the same write. OpenAPI: see :mod:`openapi`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from aiohttp import web
 from ..resources import ResourceType, version_priority
 from ..store import Store
 from .context import context_of
-from .responses import json_response, not_found_path, status_response
+from .responses import json_response, not_found_path
 
 VERSION_INFO = {
     "major": "1", "minor": "33", "emulationMajor": "1", "emulationMinor": "33",
@@ -44,11 +43,6 @@ async def version(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok", content_type="text/plain")
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return status_response(not_found_path(
-        "the embedded cluster serves no OpenAPI documents (use kubectl --validate=false)"))
 
 
 async def core_versions(request: web.Request) -> web.Response:

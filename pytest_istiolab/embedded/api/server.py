@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..runtime import Runtime
 from ..store import StoreError
-from . import discovery, rest
+from . import discovery, openapi, rest
 from .context import CTX_KEY, ApiContext, ExecHandler
 from .responses import internal_error, status_response
 
@@ -57,9 +57,9 @@ def build_app(ctx: ApiContext) -> web.Application:
     for path in ("/healthz", "/readyz", "/livez"):
         r.add_get(path, discovery.health)
         r.add_get(path + "/{check:.*}", discovery.health)
-    r.add_get("/openapi/v2", discovery.openapi)
-    r.add_get("/openapi/v3", discovery.openapi)
-    r.add_get("/openapi/v3/{tail:.*}", discovery.openapi)
+    r.add_get("/openapi/v2", openapi.v2)
+    r.add_get("/openapi/v3", openapi.index)
+    r.add_get("/openapi/v3/{tail:.+}", openapi.group_version)
     r.add_get("/api", discovery.core_versions)
     r.add_get("/api/", discovery.core_versions)
     r.add_get("/apis", discovery.group_list)
