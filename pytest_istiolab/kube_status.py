@@ -122,7 +122,14 @@ def event_time(event: Obj) -> str:
 
 
 def sort_events(events: Iterable[Obj]) -> list[Obj]:
-    return sorted(events, key=event_time)
+    """Oldest first; events within one second (timestamps have seconds only) by
+    resourceVersion, which real API servers and the embedded one hand out in write order."""
+    return sorted(events, key=lambda e: (event_time(e), _rv_number(e)))
+
+
+def _rv_number(obj: Obj) -> int:
+    rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(rv) if rv.isdigit() else 0
 
 
 def involves(event: Obj, name: str) -> bool:

@@ -81,6 +81,13 @@ def test_event_lines_newest_last_and_limited() -> None:
     assert ks.event_lines(events, "nobody") == []
 
 
+def test_events_in_one_second_keep_write_order() -> None:
+    same = "2025-01-01T00:00:00Z"
+    events = [{"metadata": {"resourceVersion": rv}, "reason": reason, "lastTimestamp": same}
+              for rv, reason in (("12", "Started"), ("9", "Scheduled"), ("10", "Pulling"))]
+    assert [e["reason"] for e in ks.sort_events(events)] == ["Scheduled", "Pulling", "Started"]
+
+
 def test_describe_pods_shows_only_the_unready_ones() -> None:
     lines = ks.describe_pods([pod("good"), pod("bad", ready=False)],
                              [{"involvedObject": {"name": "bad"}, "reason": "Unhealthy",
