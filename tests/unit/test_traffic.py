@@ -230,3 +230,43 @@ def test_required_samples() -> None:
     assert 900 < n < 1100
     with pytest.raises(ValueError):
         required_samples(0.5, 0.5)
+
+
+# ------------------------------------------------------------------ fortio and Envoy stats
+
+FORTIO_TEXT = """\
+Fortio 1.17.1 running at 0 queries per second, 2->2 procs, for 20 calls: http://httpbin:8000/get
+Sockets used: 12 (for perfect keepalive, would be 2)
+Code 200 : 10 (50.0 %)
+Code 503 : 10 (50.0 %)
+Code -1 : 1 (5.0 %)
+All done 20 calls (plus 0 warmup) 5.120 ms avg, 386.0 qps
+"""
+
+
+def test_fortio_load_argv_like_the_manual() -> None:
+    assert traffic.fortio_load_argv("http://httpbin:8000/get", connections=2, requests=20) == [
+        "/usr/bin/fortio", "load", "-c", "2", "-qps", "0", "-n", "20", "-loglevel", "Warning",
+        "http://httpbin:8000/get"]
+    assert traffic.fortio_load_argv("http://httpbin:8000/get", curl=True) == [
+        "/usr/bin/fortio", "load", "-curl", "http://httpbin:8000/get"]
+    assert traffic.fortio_load_argv("u", json_output=True, loglevel=None)[-3:] == [
+        "-json", "-", "u"]
+
+
+def test_fortio_codes_from_text_and_json() -> None:
+    assert traffic.fortio_codes(FORTIO_TEXT) == {200: 10, 503: 10, -1: 1}
+    assert traffic.fortio_codes('{"RetCodes": {"200": 8, "503": 22}, "RunType": "HTTP"}') == \
+        {200: 8, 503: 22}
+    assert traffic.fortio_codes("nothing here") == {}
+
+
+def test_envoy_stats() -> None:
+    prefix = "cluster.outbound|8000||httpbin.default.svc.cluster.local"
+    stats = traffic.envoy_stats(f"{prefix}.upstream_rq_pending_overflow: 42\n"
+                                f"{prefix}.upstream_rq_pending_total: 29\n"
+                                "server.version: text value\n"
+                                f"{prefix}.circuit_breakers.default.remaining_pending: 1\n")
+    assert stats[f"{prefix}.upstream_rq_pending_overflow"] == 42
+    assert stats[f"{prefix}.circuit_breakers.default.remaining_pending"] == 1
+    assert "server.version" not in stats
