@@ -95,7 +95,7 @@ def _default_columns() -> tuple[list[p.Column], p.RowFn]:
 
 
 def _crd_printer(crd: Obj, version: str) -> tuple[list[p.Column], p.RowFn]:
-    entry = next((v for v in (crd.get("spec") or {}).get("versions") or []
+    entry: Obj = next((v for v in (crd.get("spec") or {}).get("versions") or []
                   if v.get("name") == version), {})
     specs = entry.get("additionalPrinterColumns")
     if specs is None:
