@@ -428,7 +428,8 @@ def match_labels(selector: Selector, obj: Obj) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for key, op, values in selector:
         has, val = key in labels, labels.get(key)
-        ok = {"=": has and val == values[0], "!=": val != values[0], "in": has and val in values,
+        first = values[0] if values else None  # "exists" and "!" carry no value
+        ok = {"=": has and val == first, "!=": val != first, "in": has and val in values,
               "notin": val not in values, "exists": has, "!": not has}[op]
         if not ok:
             return False
