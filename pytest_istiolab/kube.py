@@ -25,6 +25,7 @@ import json
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,6 +98,7 @@ class Kube(WaitMixin, ExecMixin):
         self._discovery_lock = threading.RLock()
         self._resources: dict[tuple[str, str], Any] = {}
         self._cache_dir: str | None = None
+        self._cleanup: weakref.finalize | None = None  # removes the discovery cache
         self.context_name = context or self._current_context()
         self.server = self.api_client.configuration.host
 
@@ -175,6 +177,7 @@ class Kube(WaitMixin, ExecMixin):
     def dynamic(self) -> DynamicClient:
         """The DynamicClient (discovery cached in a private temp file, never shared)."""
         self._cache_dir = tempfile.mkdtemp(prefix="istiolab-discovery-")
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._cache_dir, True)
         try:
             return DynamicClient(self.api_client,
                                  cache_file=str(Path(self._cache_dir) / "discovery.json"))
@@ -185,8 +188,8 @@ class Kube(WaitMixin, ExecMixin):
         """Release connections and the discovery cache."""
         for api in (self.api_client, self._exec_client):
             api.close()
-        if self._cache_dir:
-            shutil.rmtree(self._cache_dir, ignore_errors=True)
+        if self._cleanup is not None:
+            self._cleanup()
 
     def _record(self, description: str, output: str) -> None:
         if self.on_command is not None:
