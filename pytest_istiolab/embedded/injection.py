@@ -66,6 +66,8 @@ def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: st
     if ns_inject == "enabled" or (ns_inject is None and ns_rev == "default"):
         return str(pod_flag).lower() != "false"
     if ns_inject is None and ns_rev is None:
+        if labels.get(INJECT) == "false":
+            return False
         return labels.get(INJECT) == "true" or labels.get("istio.io/rev") == "default"
     return False
 

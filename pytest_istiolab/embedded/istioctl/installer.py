@@ -1,0 +1,181 @@
+"""``istioctl install`` / ``uninstall`` against a :class:`~.backend.Backend`.
+
+Mirrors istioctl 1.26: components are applied in order (Istio core, Istiod, then the
+gateways) with server-side apply, each waited for until its Deployments are ready (CRDs:
+``Established``), then objects the new installation no longer has are pruned. Progress
+lines (``✔ Istiod installed 🧠``) go to stderr as the real progress bar writes them;
+``Removed ...`` lines and the closing notice go to stdout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ..install import COMPONENT_LABEL, COMPONENT_NAMES, InstallSpec, render_spec
+from ..install.common import MANAGED_LABEL, NAMESPACE, REVISION_LABEL, VERSION_LABEL
+from ..install.profiles import ISTIO_VERSION
+from .backend import ApiError, Backend
+
+Obj = dict[str, Any]
+POLL_INTERVAL = 0.05  # seconds between readiness polls of the API (real time, not simulated)
+
+# istioctl's prune order: namespaced kinds, then cluster-scoped ones
+NAMESPACED_KINDS = [("apps/v1", "Deployment"), ("apps/v1", "DaemonSet"), ("v1", "Service"),
+                    ("v1", "ConfigMap"), ("v1", "Pod"), ("v1", "Secret"),
+                    ("v1", "ServiceAccount"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+                    ("rbac.authorization.k8s.io/v1", "Role"), ("policy/v1", "PodDisruptionBudget"),
+                    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+                    ("networking.istio.io/v1alpha3", "EnvoyFilter")]
+CLUSTER_KINDS = [("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+                 ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
+                 ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+                 ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")]
+CRD_KIND = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+
+
+class InstallFailed(Exception):
+    """Installation stopped; the message is istioctl's ``Error:`` line."""
+
+
+def gvk_string(api_version: str, kind: str) -> str:
+    """Go's ``schema.GroupVersionKind.String()``: ``apps/v1, Kind=Deployment``."""
+    group, _, version = api_version.rpartition("/")
+    return f"{group}/{version}, Kind={kind}"
+
+
+class Installer:
+    def __init__(self, backend: Backend, out: TextIO, err: TextIO, timeout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.backend, self.out, self.err = backend, out, err
+        self.timeout = timeout
+        self.clock = clock
+
+    # ---------------------------------------------------------------- install
+    def install(self, spec: InstallSpec) -> None:
+        objects = render_spec(spec)
+        self._ensure_namespace()
+        for component, (name, icon) in COMPONENT_NAMES.items():
+            mine = [o for o in objects if o["metadata"]["labels"].get(COMPONENT_LABEL)
+                    == component]
+            if not mine:
+                continue
+            try:
+                for obj in mine:
+                    self.backend.apply(obj)
+                self._wait_ready(mine)
+            except (ApiError, InstallFailed) as err:
+                text = err.message if isinstance(err, ApiError) else str(err)
+                self.err.write(f"✘ {name} encountered an error: {text}\n")
+                raise InstallFailed("failed to install manifests: errors occurred during "
+                                    "operation") from err
+            self.err.write(f"✔ {name} installed {icon}\n")
+            self.err.flush()
+        self.prune(objects)
+        self.err.write("✔ Installation complete\n")
+        self.err.flush()
+        self.out.write("Made this installation the default for cluster-wide operations.\n")
+
+    def _ensure_namespace(self) -> None:
+        if self.backend.get("v1", "Namespace", NAMESPACE) is None:
+            self.backend.apply({"apiVersion": "v1", "kind": "Namespace",
+                                "metadata": {"name": NAMESPACE}})
+
+    def _wait_ready(self, objects: list[Obj]) -> None:
+        deadline = self.clock() + self.timeout
+        waiting = [o for o in objects if o["kind"] in ("Deployment", "CustomResourceDefinition")]
+        while waiting:
+            waiting = [o for o in waiting if not self._ready(o)]
+            if not waiting:
+                return
+            if self.clock() >= deadline:
+                details = "\n".join(f"  {self._not_ready(o)}" for o in waiting)
+                raise InstallFailed(f"failed to wait for resource: resources not ready after "
+                                    f"{_duration(self.timeout)}: timed out waiting for the "
+                                    f"condition\n{details}")
+            time.sleep(POLL_INTERVAL)
+
+    def _current(self, o: Obj) -> Obj | None:
+        meta = o["metadata"]
+        return self.backend.get(o["apiVersion"], o["kind"], meta["name"], meta.get("namespace"))
+
+    def _ready(self, o: Obj) -> bool:
+        cur = self._current(o)
+        if cur is None:
+            return False
+        status = cur.get("status") or {}
+        if o["kind"] == "CustomResourceDefinition":
+            return any(c.get("type") == "Established" and c.get("status") == "True"
+                       for c in status.get("conditions") or [])
+        want = int((cur.get("spec") or {}).get("replicas", 1))
+        gen_ok = status.get("observedGeneration", 0) >= cur["metadata"].get("generation", 1)
+        return gen_ok and status.get("updatedReplicas", 0) >= want and \
+            status.get("readyReplicas", 0) >= want and status.get("replicas", 0) <= want
+
+    def _not_ready(self, o: Obj) -> str:
+        meta = o["metadata"]
+        what = f"{o['kind']}/{meta.get('namespace', '')}/{meta['name']}".replace("//", "/")
+        if o["kind"] != "Deployment":
+            return what
+        selector = ",".join(f"{k}={v}" for k, v in
+                            o["spec"]["selector"].get("matchLabels", {}).items())
+        reasons = []
+        for pod in self.backend.list("v1", "Pod", meta["namespace"], selector):
+            phase = (pod.get("status") or {}).get("phase", "Pending")
+            waiting = [f"{cs['name']}: {cs['state']['waiting'].get('reason', '')}"
+                       for cs in (pod.get("status") or {}).get("containerStatuses") or []
+                       if (cs.get("state") or {}).get("waiting")]
+            reasons.append(f"pod {pod['metadata']['name']} is {phase}"
+                           + (f" ({'; '.join(waiting)})" if waiting else ""))
+        return f"{what} ({'; '.join(reasons) or 'no pods'})"
+
+    # ------------------------------------------------------------------ prune
+    def prune(self, objects: list[Obj]) -> list[str]:
+        keep = {_key(o) for o in objects}
+        selector = (f"{MANAGED_LABEL}=Reconcile,{VERSION_LABEL}={ISTIO_VERSION},"
+                    f"{REVISION_LABEL}=default,{COMPONENT_LABEL}")
+        doomed = [o for api, kind in NAMESPACED_KINDS + CLUSTER_KINDS
+                  for o in self._list(api, kind, selector) if _key(o) not in keep]
+        # (listed in full before anything is deleted, as istioctl does)
+        if doomed:
+            self.err.write("- Pruning removed resources\n")
+        return [self._remove(o) for o in doomed]
+
+    def _list(self, api_version: str, kind: str, selector: str) -> list[Obj]:
+        items = self.backend.list(api_version, kind, None, selector)
+        for item in items:
+            item["apiVersion"], item["kind"] = api_version, kind
+        return items
+
+    def _remove(self, o: Obj) -> str:
+        meta = o["metadata"]
+        gone = self.backend.delete(o["apiVersion"], o["kind"], meta["name"],
+                                   meta.get("namespace"))
+        name = f"{gvk_string(o['apiVersion'], o['kind'])}/{meta['name']}." \
+               f"{meta.get('namespace', '')}"
+        if not gone and not meta.get("ownerReferences"):
+            line = f"object: {name} is not being deleted because it no longer exists"
+        else:
+            line = f"  Removed {name}."
+        self.out.write(line + "\n")
+        return line
+
+    # -------------------------------------------------------------- uninstall
+    def purge(self) -> list[str]:
+        """``uninstall --purge``: every object carrying an Istio component label, CRDs too."""
+        found = [o for api, kind in NAMESPACED_KINDS + CLUSTER_KINDS + [CRD_KIND]
+                 for o in self._list(api, kind, COMPONENT_LABEL)]  # list all, then delete
+        lines = [self._remove(o) for o in found]
+        self.err.write("\n✔ Uninstall complete\n")
+        return lines
+
+
+def _key(o: Obj) -> tuple[str, str, str]:
+    meta = o["metadata"]
+    return (o["kind"], meta.get("namespace") or "", meta["name"])
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
