@@ -186,6 +186,9 @@ def test_errors_are_status_objects_with_codes(api: Api) -> None:
     invalid = httpx.post(api.url + "/api/v1/namespaces/default/configmaps",
                          json={"metadata": {"name": "Bad_Name"}})
     assert invalid.status_code == 422 and invalid.json()["reason"] == "Invalid"
+    stale = httpx.post(api.url + "/api/v1/namespaces/default/configmaps",
+                       json={"metadata": {"name": "y", "resourceVersion": "5"}})
+    assert stale.status_code == 400 and "resourceVersion" in stale.json()["message"]
     put = httpx.put(api.url + "/api/v1/namespaces/default/configmaps",
                     json={"metadata": {"name": "x"}})
     assert put.status_code == 405 and put.json()["kind"] == "Status"

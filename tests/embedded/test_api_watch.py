@@ -121,3 +121,28 @@ def test_stop_ends_open_watches(api: Api) -> None:
         api.server.stop()
         assert list(r.iter_lines()) == []
     assert time.monotonic() - start < 5
+
+
+def test_periodic_bookmarks_carry_the_last_resource_version(api: Api,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from pytest_istiolab.embedded.api import watch as watch_module
+
+    monkeypatch.setattr(watch_module, "BOOKMARK_SECONDS", 0.1)
+    rv = client.CoreV1Api(api.client()).create_namespaced_config_map(
+        "default", _cm("a")).metadata.resource_version
+    (added, bookmark) = _events(api, "allowWatchBookmarks=true&timeoutSeconds=5", 2)
+    assert added["type"] == "ADDED"
+    assert bookmark["type"] == "BOOKMARK"
+    assert bookmark["object"]["metadata"]["resourceVersion"] == rv
+    assert "annotations" not in bookmark["object"]["metadata"]
+
+
+def test_watch_as_table_sends_one_row_tables(api: Api) -> None:
+    api.add_pod("p")
+    headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    with httpx.stream("GET", f"{api.url}/api/v1/namespaces/default/pods?watch=1&"
+                             "timeoutSeconds=1", headers=headers, timeout=WATCH_TIMEOUT) as r:
+        (event,) = [json.loads(line) for line in r.iter_lines()]
+    assert event["type"] == "ADDED" and event["object"]["kind"] == "Table"
+    assert event["object"]["rows"][0]["cells"][:3] == ["p", "1/1", "Running"]

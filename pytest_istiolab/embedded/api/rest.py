@@ -86,8 +86,6 @@ async def _get(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamRe
         if wants_table(request):
             return json_response(tables.table(ctx, request, t, [obj], None))
         return json_response(obj)
-    if t.rt.namespaced is False and t.namespace is not None:
-        raise not_found_path()
     return json_response(list_body(request, ctx, t))
 
 
