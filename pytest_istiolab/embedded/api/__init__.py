@@ -1,10 +1,17 @@
 """The embedded cluster's Kubernetes API server (see :mod:`.server`).
 
-Scope: REST for every type the store knows (core, apps, CRDs and their instances),
-discovery, tables for ``kubectl get``, watch, patch/apply, pods/log and pods/exec over
-websockets, as the wire facts in ``reference/kubernetes-wire.md`` describe. Not modelled:
-authentication and RBAC (any token is accepted), OpenAPI documents, aggregated discovery,
-protobuf, SPDY (``kubectl port-forward``, old ``kubectl exec``), pods/attach, portforward.
+Scope: REST for every type the store knows (core, apps, CRDs and all their served
+versions), legacy discovery, a skeleton OpenAPI v3 (so ``kubectl apply`` validates
+server-side), Tables for ``kubectl get``, watch (replay, 410, bookmarks, WatchList),
+merge/JSON/strategic patches, a simplified server-side apply, ``pods/log`` (with follow)
+and ``pods/exec`` over websockets (v5/v4 channel protocols), following
+``reference/kubernetes-wire.md``.
+
+Not modelled: authentication and RBAC (any token is accepted), schemas and field
+validation (``fieldValidation=Strict`` keeps unknown fields), aggregated discovery (kubectl
+falls back to the legacy documents), protobuf and CBOR, SPDY (``kubectl port-forward``,
+``kubectl exec`` older than 1.30), ``pods/attach`` and ``pods/portforward``, managedFields
+and apply conflicts, ``propagationPolicy=Orphan``.
 """
 
 from __future__ import annotations

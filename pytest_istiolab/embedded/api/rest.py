@@ -57,7 +57,8 @@ async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
     if sub in ("exec", "attach", "portforward"):
         if sub == "exec" and method in ("GET", "POST"):
             return await wsexec.serve(request, ctx, t)
-        raise not_modelled(f"pods/{sub} (use pods/exec)")
+        raise not_modelled(f"pods/{sub} (it needs SPDY streams; exec works over websockets, "
+                           "and Services are reachable through their NodePorts on 127.0.0.1)")
     if sub == "log":
         _only_get(request, "pods/log")
         return await logs.serve(request, ctx, t)
