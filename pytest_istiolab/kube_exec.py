@@ -66,6 +66,7 @@ class ExecMixin:
         where = f"{namespace}/{pod}" + (f" -c {container}" if container else "")
         description = f"exec {where} -- {shlex.join(argv)}"
         ws = self._open_exec(namespace, pod, argv, container, stdin is not None)
+        finished = False
         try:
             if stdin is not None:
                 ws.write_stdin(stdin.encode() if isinstance(stdin, str) else stdin)
@@ -79,7 +80,8 @@ class ExecMixin:
                                 "make the command end by itself (e.g. curl --max-time)")
             code = _exit_code(_text(ws.read_channel(STATUS)), description)
         finally:
-            ws.close()
+            # a command still running would not answer the close handshake: do not wait for it
+            ws.close(timeout=1.0 if finished else 0)
         self._record(description, f"exit code {code}\n{_clip(out, RECORD_LIMIT)}"
                                   f"{_clip(err, RECORD_LIMIT)}")
         return ExecResult(code, out, err)
@@ -104,8 +106,20 @@ def _open_error(namespace: str, pod: str, container: str | None,
         return ExecError(f"cannot exec in pod {pod}: it does not exist in namespace {namespace}",
                          "check the pod name (pods are renamed when a Deployment rolls out)")
     target = f"pod {namespace}/{pod}" + (f" container {container}" if container else "")
-    return ExecError(f"cannot exec in {target}: {reason}",
+    return ExecError(f"cannot exec in {target}: {_handshake_message(reason)}",
                      "check that the pod is running and the container name is right")
+
+
+def _handshake_message(reason: str) -> str:
+    """The Status message inside a failed websocket handshake's text, else the text."""
+    start = reason.find('{"kind":"Status"')
+    if start >= 0:
+        try:
+            status = json.loads(reason[start:reason.rindex("}") + 1])
+            return str(status.get("message") or reason)
+        except ValueError:
+            pass
+    return reason
 
 
 def _drain(ws: Any, limit: float) -> bool:

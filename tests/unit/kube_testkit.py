@@ -7,6 +7,7 @@ hand, so readiness is whatever a test writes into status; exec runs a fake handl
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,14 @@ TIMEOUTS = Timeouts(api_request=5.0, ready=1.5, delete=2.0, exec=5.0, poll_inter
 NS = "lab"
 
 
+RELEASE = threading.Event()  # "block" waits for it (at most 5 s)
+
+
 def fake_exec(rt: Runtime, pod: dict, container: str, argv: list[str], stdin: bytes) -> RawExec:
     cmd, args = argv[0], argv[1:]
+    if cmd == "block":
+        RELEASE.wait(5)
+        return RawExec(0, b"released\n")
     if cmd == "echo":
         return RawExec(0, (" ".join(args) + "\n").encode())
     if cmd == "cat":

@@ -12,6 +12,7 @@ import pytest
 from kube_testkit import (
     NS,
     READY_DEPLOYMENT,
+    RELEASE,
     Cluster,
     add_pod,
     cluster,
@@ -180,6 +181,26 @@ def test_exec_in_a_missing_pod(kube: Kube) -> None:
     with pytest.raises(ExecError, match="cannot exec in pod ghost: it does not exist in "
                                         "namespace lab"):
         kube.exec(NS, "ghost", ["echo"])
+
+
+def test_exec_in_a_missing_container(kube: Kube, cluster: Cluster) -> None:
+    add_pod(cluster, "sleep-1", {"app": "sleep"})
+    with pytest.raises(ExecError) as info:
+        kube.exec(NS, "sleep-1", ["echo"], container="nope")
+    assert str(info.value).startswith(
+        "cannot exec in pod lab/sleep-1 container nope: container nope is not valid for pod")
+
+
+def test_exec_that_does_not_finish(kube: Kube, cluster: Cluster) -> None:
+    add_pod(cluster, "sleep-1", {"app": "sleep"})
+    RELEASE.clear()
+    try:
+        with pytest.raises(ExecError, match=r"exec lab/sleep-1 -- block did not finish within "
+                                            r"0.3 s"):
+            kube.exec(NS, "sleep-1", ["block"], timeout=0.3)
+    finally:
+        RELEASE.set()
+    assert kube.exec(NS, "sleep-1", ["block"]).stdout == "released\n"
 
 
 def test_logs(kube: Kube, cluster: Cluster) -> None:
