@@ -13,7 +13,7 @@ from typing import Any
 from .common import chart_labels, obj, proxy_env
 from .istiod import hpa
 from .profiles import InstallSpec
-from .sidecar import PROXY_IMAGE
+from .sidecar import PROXY_IMAGE, canonical_resources
 
 Obj = dict[str, Any]
 
@@ -86,7 +86,7 @@ def gateway_deployment(spec: InstallSpec, name: str, istio: str, labels: dict[st
                                        "scheme": "HTTP"}, "failureThreshold": 30,
                            "initialDelaySeconds": 1, "periodSeconds": 2, "timeoutSeconds": 1,
                            "successThreshold": 1},
-        "resources": proxy.get("resources") or {},
+        "resources": canonical_resources(proxy.get("resources") or {}),
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                             "privileged": False, "readOnlyRootFilesystem": True},
         "volumeMounts": [

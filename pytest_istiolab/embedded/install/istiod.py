@@ -19,6 +19,7 @@ import yaml
 from .common import NAMESPACE, chart_labels, obj
 from .crds import istio_crds
 from .profiles import ISTIO_VERSION, InstallSpec
+from .sidecar import canonical_resources
 
 Obj = dict[str, Any]
 PILOT = "Pilot"
@@ -165,7 +166,7 @@ def istiod_deployment(spec: InstallSpec, labels: dict[str, str]) -> Obj:
                   {"containerPort": 15014, "name": "http-monitoring", "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
                            "initialDelaySeconds": 1, "periodSeconds": 3, "timeoutSeconds": 5},
-        "env": env, "resources": pilot.get("resources") or {},
+        "env": env, "resources": canonical_resources(pilot.get("resources") or {}),
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
     }

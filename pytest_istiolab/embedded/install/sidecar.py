@@ -36,7 +36,27 @@ class SidecarValues:
     image: str = PROXY_IMAGE
 
     def resources(self) -> Obj:
-        return {"limits": dict(self.limits), "requests": dict(self.requests)}
+        return canonical_resources({"limits": self.limits, "requests": self.requests})
+
+
+def canonical_quantity(value: Any) -> str:
+    """Quantities as kube-apiserver stores them: ``2000m`` -> ``2``, ``1024Mi`` -> ``1Gi``."""
+    text = str(value)
+    if text.endswith("m") and text[:-1].isdigit() and int(text[:-1]) % 1000 == 0:
+        return str(int(text[:-1]) // 1000)
+    units = ["Ki", "Mi", "Gi", "Ti"]
+    for i, unit in enumerate(units[:-1]):
+        if text.endswith(unit) and text[:-2].isdigit():
+            number = int(text[:-2])
+            while number and number % 1024 == 0 and i < len(units) - 1:
+                number, i = number // 1024, i + 1
+            return f"{number}{units[i]}"
+    return text
+
+
+def canonical_resources(resources: Obj) -> Obj:
+    return {kind: {name: canonical_quantity(q) for name, q in (values or {}).items()}
+            for kind, values in resources.items() if values}
 
 
 def init_container(values: SidecarValues) -> Obj:
