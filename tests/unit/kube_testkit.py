@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,29 @@ def deployment(name: str) -> dict:
 READY_DEPLOYMENT = {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
                     "updatedReplicas": 1, "availableReplicas": 1,
                     "conditions": [{"type": "Available", "status": "True"}]}
+
+
+@contextmanager
+def embedded_with_controllers(workdir: Path, timeouts: Timeouts) -> Iterator[Kube]:
+    """A Kube on an embedded API server whose controllers roll Deployments out (fake exec)."""
+    from pytest_istiolab.embedded import controllers
+
+    runtime = Runtime(Store(), seed=3)
+    controllers.bootstrap(runtime)
+    ctrl = controllers.Controllers(runtime)
+    ctrl.start()
+    server = api_mod.ApiServer(runtime, exec_handler=fake_exec, port=0)
+    url = server.start()
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "embedded",
+        "clusters": [{"name": "e", "cluster": {"server": url}}],
+        "users": [{"name": "e", "user": {"token": "x"}}],
+        "contexts": [{"name": "embedded", "context": {"cluster": "e", "user": "e"}}]}))
+    k = Kube(kubeconfig, timeouts=timeouts)
+    try:
+        yield k
+    finally:
+        k.close()
+        server.stop()
+        ctrl.stop()

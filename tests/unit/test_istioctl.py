@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import pytest_istiolab
 from pytest_istiolab.errors import IstioctlError
 from pytest_istiolab.istioctl import Istioctl, IstioVersion, parse_version, resolve_istioctl
 from pytest_istiolab.timeouts import Timeouts
@@ -185,3 +187,24 @@ def test_resolve_nothing_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         resolve_istioctl(None, None)
     assert "istioctl not found" in str(info.value)
     assert "pass --istio-istioctl PATH or put istioctl on PATH" in str(info.value)
+
+
+# ------------------------------------------------------------------ the embedded istioctl
+
+
+def test_drives_the_embedded_istioctl(tmp_path: Path) -> None:
+    """install / version / precheck through the same Istioctl the plugin uses."""
+    pytest.importorskip("pytest_istiolab.embedded.istioctl")
+    pytest.importorskip("pytest_istiolab.embedded.controllers")
+    from kube_testkit import embedded_with_controllers
+
+    root = Path(pytest_istiolab.__file__).resolve().parent.parent
+    exe = _executable(tmp_path / "istioctl-embedded", (
+        f'#!/bin/sh\nexport PYTHONPATH="{root}"\n'
+        f'exec {sys.executable} -m pytest_istiolab.embedded.istioctl "$@"\n'))
+    with embedded_with_controllers(tmp_path, Timeouts(ready=20.0)) as kube:
+        ctl = Istioctl(exe, kube.kubeconfig, None, kube.timeouts)
+        assert ctl.version() == IstioVersion("1.26.0", None, None, None)
+        ctl.install("demo")
+        kube.wait_for_deployments("istio-system")
+        assert ctl.version() == IstioVersion("1.26.0", "1.26.0", "1.26.0", 2)

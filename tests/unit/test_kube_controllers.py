@@ -10,44 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from kube_testkit import fake_exec
+from kube_testkit import embedded_with_controllers
 
 from pytest_istiolab.errors import ReadinessError
 from pytest_istiolab.kube import Kube
 from pytest_istiolab.timeouts import Timeouts
 
-api_mod = pytest.importorskip("pytest_istiolab.embedded.api")
-controllers = pytest.importorskip("pytest_istiolab.embedded.controllers")
-from pytest_istiolab.embedded.runtime import Runtime  # noqa: E402
-from pytest_istiolab.embedded.store import Store  # noqa: E402
-
+pytest.importorskip("pytest_istiolab.embedded.controllers")
 TIMEOUTS = Timeouts(api_request=5.0, ready=10.0, delete=10.0, exec=5.0, poll_interval=0.02)
 NS = "lab"
 
 
 @pytest.fixture
 def kube(tmp_path: Path) -> Iterator[Kube]:
-    runtime = Runtime(Store(), seed=3)
-    controllers.bootstrap(runtime)
-    ctrl = controllers.Controllers(runtime)
-    ctrl.start()
-    server = api_mod.ApiServer(runtime, exec_handler=fake_exec, port=0)
-    url = server.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "embedded",
-        "clusters": [{"name": "e", "cluster": {"server": url}}],
-        "users": [{"name": "e", "user": {"token": "x"}}],
-        "contexts": [{"name": "embedded", "context": {"cluster": "e", "user": "e"}}]}))
-    k = Kube(kubeconfig, timeouts=TIMEOUTS)
-    try:
+    with embedded_with_controllers(tmp_path, TIMEOUTS) as k:
         k.create_namespace(NS, {})
         yield k
-    finally:
-        k.close()
-        server.stop()
-        ctrl.stop()
 
 
 def client_deployment(name: str, image: str) -> dict:
