@@ -41,4 +41,4 @@ class Applier:
 
     def cleanup(self) -> None:
         refs, self.applied = list(self.applied), []
-        self.kube.delete_all(list(reversed(refs)))
+        self.kube.delete_all(refs)  # deletes newest first

@@ -120,4 +120,5 @@ class ClusterSession:
     def close(self) -> None:
         if "ingress" in self.__dict__:
             self.ingress.close()
+        self.kube.close()
         self.provider.stop()
