@@ -5,10 +5,16 @@ Each test has its own HOME, cache dir and kubeconfig; every kubectl call has a t
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
+from pathlib import Path
 
 from api_testkit import Api, Kubectl, api_fixture, crd, kubectl_fixture  # noqa: F401
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -179,3 +185,42 @@ def test_crds_columns_short_names_and_api_resources(api: Api, kubectl: Kubectl) 
     line = next(ln for ln in resources.splitlines() if ln.startswith("virtualservices"))
     assert line.split() == ["virtualservices", "vs", "networking.istio.io/v1", "true",
                             "VirtualService"]
+
+
+def _self_signed(where: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "httpbin.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = where / "tls.crt", where / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_typed_create_commands_send_protobuf_and_work(api: Api, kubectl: Kubectl,
+                                                      tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    kubectl.run("create", "ns", "foo")
+    kubectl.run("create", "-n", "foo", "secret", "tls", "cred", f"--cert={cert}", f"--key={key}")
+    kubectl.run("create", "-n", "foo", "secret", "generic", "gen", "--from-literal=a=b")
+    kubectl.run("create", "-n", "foo", "configmap", "cfg", "--from-literal=k=v")
+    kubectl.run("create", "-n", "foo", "deployment", "web", "--image=nginx", "--port=80",
+                "--replicas=2")
+    kubectl.run("create", "-n", "foo", "service", "nodeport", "web", "--tcp=80:8080",
+                "--node-port=30080")
+    tls = kubectl.json("get", "-n", "foo", "secret", "cred")
+    assert tls["type"] == "kubernetes.io/tls" and sorted(tls["data"]) == ["tls.crt", "tls.key"]
+    assert kubectl.json("get", "-n", "foo", "secret", "gen")["data"] == {"a": "Yg=="}
+    assert kubectl.json("get", "-n", "foo", "cm", "cfg")["data"] == {"k": "v"}
+    deploy = kubectl.json("get", "-n", "foo", "deploy", "web")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80}]
+    port = kubectl.json("get", "-n", "foo", "svc", "web")["spec"]["ports"][0]
+    assert (port["port"], port["targetPort"], port["nodePort"]) == (80, 8080, 30080)
+    job = kubectl.run("create", "job", "j", "--image=busybox", check=False)
+    assert job.returncode == 1 and "batch/v1 Job are not modelled" in job.stderr

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from .protobuf import ProtobufError, decode_object
 from .responses import bad_request, unsupported_media
 
 Obj = dict[str, Any]
@@ -46,9 +47,12 @@ async def read_body(request: web.Request, *, yaml_ok: bool = False, allow_list: 
                     ) -> Any:
     """The request body as JSON (or YAML, for apply); 400 when it cannot be read."""
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if "protobuf" in ctype:
-        raise unsupported_media(ctype, "the embedded cluster speaks JSON only, not protobuf")
     raw = await request.read()
+    if "protobuf" in ctype:
+        try:
+            return decode_object(raw)
+        except ProtobufError as exc:
+            raise unsupported_media(ctype, str(exc)) from None
     if not raw.strip():
         return None
     try:

@@ -62,6 +62,8 @@ async def create(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
     body = await _object_body(request, t)
     if (body.get("metadata") or {}).get("resourceVersion"):
         raise bad_request("resourceVersion should not be set on objects to be created")
+    if t.rt.key == ("", "secrets"):
+        body.setdefault("type", "Opaque")  # kube-apiserver's defaulting
     if dry_run(request):
         return json_response(_out(t, _dry_create(ctx, t, body)), 201)
     return json_response(_out(t, ctx.store.create(t.rt, body, t.namespace)), 201)
