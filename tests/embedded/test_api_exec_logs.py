@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import httpx
 import pytest
+import websocket
 from api_testkit import Api, api_fixture  # noqa: F401
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+
+from pytest_istiolab.embedded.api import wsexec
 
 FOLLOW_TIMEOUT = 10.0
 
@@ -154,3 +158,43 @@ def test_stop_ends_log_follow_promptly(api: Api) -> None:
         list(lines)
         done.set()
     assert done.is_set() and time.monotonic() - start < 5
+
+
+def _raw_ws(api: Api, query: str, protocol: str) -> websocket.WebSocket:
+    url = api.url.replace("http://", "ws://") + f"/api/v1/namespaces/default/pods/p/exec?{query}"
+    return websocket.create_connection(url, subprotocols=[protocol], timeout=10)
+
+
+def _frames(ws: websocket.WebSocket) -> list[bytes]:
+    frames = []
+    while True:
+        opcode, data = ws.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return frames
+        frames.append(bytes(data))
+
+
+def test_v4_protocol_exec_sends_channels_then_status(api: Api) -> None:
+    api.add_pod("p")
+    ws = _raw_ws(api, "command=fail&command=oops&stdout=true&stderr=true", "v4.channel.k8s.io")
+    assert ws.subprotocol == "v4.channel.k8s.io"
+    frames = _frames(ws)
+    assert frames[0] == b"\x02oops\n"
+    status = json.loads(frames[-1][1:])
+    assert frames[-1][0] == 3 and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+def test_v4_stdin_ends_after_a_quiet_spell(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wsexec, "V4_STDIN_IDLE_SECONDS", 0.2)
+    api.add_pod("p")
+    ws = _raw_ws(api, "command=cat&stdin=true&stdout=true", "v4.channel.k8s.io")
+    ws.send_binary(b"\x00abc")
+    frames = _frames(ws)
+    assert frames[0] == b"\x01abc" and json.loads(frames[1][1:])["status"] == "Success"
+
+
+def test_tty_folds_stderr_into_stdout(api: Api) -> None:
+    api.add_pod("p")
+    ws = _raw_ws(api, "command=fail&command=x&stdout=true&tty=true", "v5.channel.k8s.io")
+    assert _frames(ws)[0] == b"\x01x\n"
