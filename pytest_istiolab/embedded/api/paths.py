@@ -32,6 +32,12 @@ class Target:
     def api_version(self) -> str:
         return self.rt.api_version(self.version)
 
+    def present(self, obj: dict) -> dict:
+        """``obj`` as the requested version shows it (a CRD serves several versions)."""
+        if self.version != self.rt.preferred_version:
+            obj["apiVersion"] = self.api_version
+        return obj
+
 
 def split_group_version(core: bool, segments: list[str]) -> tuple[str, str, list[str]] | None:
     """``(group, version, rest)`` from the segments after ``/api`` or ``/apis``."""

@@ -54,16 +54,18 @@ def _only_get(request: web.Request, what: str) -> None:
 
 async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
     method, sub = request.method, t.sub
-    if sub in ("exec", "attach", "portforward"):
-        if sub == "exec" and method in ("GET", "POST"):
-            return await wsexec.serve(request, ctx, t)
-        raise not_modelled(f"pods/{sub} (it needs SPDY streams; exec works over websockets, "
-                           "and Services are reachable through their NodePorts on 127.0.0.1)")
+    if sub == "exec" and method in ("GET", "POST"):
+        return await wsexec.serve(request, ctx, t)
+    if sub in ("attach", "portforward", "proxy"):
+        raise not_modelled(f"{t.rt.plural}/{sub} (exec works over websockets, and Services "
+                           "are reachable through their NodePorts on 127.0.0.1)")
     if sub == "log":
         _only_get(request, "pods/log")
         return await logs.serve(request, ctx, t)
     if sub == "scale":
         return await scale.serve(request, ctx, t)
+    if sub == "exec" or (sub == "finalize" and method != "PUT"):
+        raise method_not_allowed(method, f"{t.rt.plural}/{sub}")
     if method == "GET":
         return await _get(request, ctx, t)
     if method == "POST" and t.name is None:
@@ -83,7 +85,7 @@ async def _get(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamRe
     if t.name is None and flag(request, "watch"):
         return await watch.serve(request, ctx, t)
     if t.name is not None:
-        obj = present(t, ctx.store.get(t.rt, t.namespace, t.name))
+        obj = t.present(ctx.store.get(t.rt, t.namespace, t.name))
         if wants_table(request):
             return json_response(tables.table(ctx, request, t, [obj], None))
         return json_response(obj)
@@ -98,7 +100,7 @@ def list_body(request: web.Request, ctx: ApiContext, t: Target) -> Obj:
     meta: Obj = {"resourceVersion": str(rv)}
     if cont:
         meta.update({"continue": cont, "remainingItemCount": remaining})
-    page = [present(t, o) for o in page]
+    page = [t.present(o) for o in page]
     if wants_table(request):
         return tables.table(ctx, request, t, page, meta)
     return {"kind": t.rt.list_kind, "apiVersion": t.api_version, "metadata": meta, "items": page}
@@ -125,10 +127,3 @@ def paginate(items: list[Obj], limit: int | None, token: str | None, rv: int
 def _key(obj: Obj) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return (meta.get("namespace") or "", meta.get("name") or "")
-
-
-def present(t: Target, obj: Obj) -> Obj:
-    """The object as the requested version shows it (CRDs serve several versions)."""
-    if t.version != t.rt.preferred_version:
-        obj["apiVersion"] = t.api_version
-    return obj

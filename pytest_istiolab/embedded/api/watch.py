@@ -78,9 +78,7 @@ class _Stream:
 
     async def send(self, etype: str, obj: Obj) -> None:
         if etype not in ("ERROR", "BOOKMARK"):
-            obj = dict(obj)
-            if self.t.version != self.t.rt.preferred_version:
-                obj["apiVersion"] = self.t.api_version
+            obj = self.t.present(dict(obj))
             if self.table:
                 obj = tables.table(self.ctx, self.request, self.t, [obj],
                                    {"resourceVersion": obj["metadata"].get("resourceVersion")})

@@ -39,12 +39,6 @@ _RETURNS_OBJECT = {("", "pods"), ("", "services"), ("", "serviceaccounts"),
 APPLY = "application/apply-patch+yaml"
 
 
-def _out(t: Target, obj: Obj) -> Obj:
-    if t.version != t.rt.preferred_version:
-        obj["apiVersion"] = t.api_version
-    return obj
-
-
 async def _object_body(request: web.Request, t: Target) -> Obj:
     body = await read_body(request)
     if body is None:
@@ -65,8 +59,8 @@ async def create(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
     if t.rt.key == ("", "secrets"):
         body.setdefault("type", "Opaque")  # kube-apiserver's defaulting
     if dry_run(request):
-        return json_response(_out(t, _dry_create(ctx, t, body)), 201)
-    return json_response(_out(t, ctx.store.create(t.rt, body, t.namespace)), 201)
+        return json_response(t.present(_dry_create(ctx, t, body)), 201)
+    return json_response(t.present(ctx.store.create(t.rt, body, t.namespace)), 201)
 
 
 def _dry_create(ctx: ApiContext, t: Target, body: Obj) -> Obj:
@@ -103,8 +97,8 @@ async def update(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
         sent = (body.get("metadata") or {}).get("resourceVersion")
         if sent and sent != current["metadata"]["resourceVersion"]:
             raise conflict(t.rt, name)
-        return json_response(_out(t, body))
-    return json_response(_out(t, ctx.store.update(t.rt, body, t.namespace, name, t.sub)))
+        return json_response(t.present(body))
+    return json_response(t.present(ctx.store.update(t.rt, body, t.namespace, name, t.sub)))
 
 
 # ------------------------------------------------------------------ patch
@@ -120,8 +114,8 @@ async def patch(request: web.Request, ctx: ApiContext, t: Target) -> web.Respons
         return merge_result(t, current, _patched(apply_fn, current), name)
 
     if dry_run(request):
-        return json_response(_out(t, edit(ctx.store.get(t.rt, t.namespace, name))))
-    return json_response(_out(t, ctx.store.mutate(t.rt, t.namespace, name, edit)))
+        return json_response(t.present(edit(ctx.store.get(t.rt, t.namespace, name))))
+    return json_response(t.present(ctx.store.mutate(t.rt, t.namespace, name, edit)))
 
 
 def patch_function(rt: ResourceType, ctype: str, body: Any) -> Any:
@@ -191,10 +185,10 @@ async def _apply(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
         return merge_result(t, live, applied, name)
 
     if dry_run(request):
-        return json_response(_out(t, edit(current)))
+        return json_response(t.present(edit(current)))
     result = ctx.store.mutate(t.rt, t.namespace, name, edit)
     ctx.applied[(result["metadata"]["uid"], manager)] = config
-    return json_response(_out(t, result))
+    return json_response(t.present(result))
 
 
 async def _apply_create(request: web.Request, ctx: ApiContext, t: Target, config: Obj,
@@ -205,10 +199,10 @@ async def _apply_create(request: web.Request, ctx: ApiContext, t: Target, config
     body = copy.deepcopy(config)
     body.setdefault("metadata", {})["name"] = t.name
     if dry_run(request):
-        return json_response(_out(t, _dry_create(ctx, t, body)), 201)
+        return json_response(t.present(_dry_create(ctx, t, body)), 201)
     created = ctx.store.create(t.rt, body, t.namespace)
     ctx.applied[(created["metadata"]["uid"], manager)] = config
-    return json_response(_out(t, created), 201)
+    return json_response(t.present(created), 201)
 
 
 # ------------------------------------------------------------------ delete
@@ -237,7 +231,7 @@ def _check_preconditions(t: Target, current: Obj, pre: Obj) -> None:
 def _deleted_body(t: Target, obj: Obj) -> Obj:
     if t.rt.key in _RETURNS_OBJECT:
         obj["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-        return _out(t, obj)
+        return t.present(obj)
     return success_status(t.rt, obj)
 
 
@@ -260,7 +254,7 @@ async def delete_collection(request: web.Request, ctx: ApiContext, t: Target) ->
             except StoreError:
                 continue
             _forget(ctx, obj)
-        deleted.append(_out(t, obj))
+        deleted.append(t.present(obj))
     return json_response({"kind": t.rt.list_kind, "apiVersion": t.api_version,
                           "metadata": {"resourceVersion": str(ctx.store.resource_version)},
                           "items": deleted})
