@@ -197,3 +197,29 @@ def test_unmodelled_image_never_starts_and_says_why(cluster: Cluster) -> None:
 ])
 def test_workload_kind_by_image(image: str, kind: str | None) -> None:
     assert images.workload_kind(image) == kind
+
+
+def test_events_list_in_the_order_they_happened(cluster: Cluster) -> None:
+    cluster.create("apps", "deployments", deployment("web", "web", DETAILS_IMAGE), "default")
+    cluster.settle()
+    name = cluster.pods("default", "web-")[0]["metadata"]["name"]
+    reasons = [e["reason"] for e in cluster.items("", "events", "default")
+               if e["involvedObject"]["name"] == name]  # the store lists by name
+    assert reasons == ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+
+
+def test_istiod_puts_its_root_cert_in_every_namespace(cluster: Cluster) -> None:
+    assert cluster.store.try_get(cluster.rt("", "configmaps"), "default",
+                                 "istio-ca-root-cert") is None
+    cluster.namespace("istio-system")
+    cluster.create("apps", "deployments", deployment("istiod", "istiod",
+                                                     "docker.io/istio/pilot:1.26.0"),
+                   "istio-system")
+    cluster.settle()
+    for ns in ("default", "istio-system"):
+        cm = cluster.get("", "configmaps", ns, "istio-ca-root-cert")
+        assert "BEGIN CERTIFICATE" in cm["data"]["root-cert.pem"]
+    assert cluster.store.try_get(cluster.rt("", "configmaps"), "kube-system",
+                                 "istio-ca-root-cert") is None
+    cluster.namespace("foo")
+    cluster.get("", "configmaps", "foo", "istio-ca-root-cert")

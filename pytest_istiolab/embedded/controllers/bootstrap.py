@@ -112,25 +112,35 @@ def root_ca_configmap(ca_pem: str) -> Obj:
             "data": {"ca.crt": ca_pem}}
 
 
-_CA_PEM: str | None = None
+_CA_PEMS: dict[tuple[str, str], str] = {}
 
 
-def cluster_ca_pem() -> str:
-    """A self-signed CA certificate (EC P-256, made once per process): the cluster's root."""
-    global _CA_PEM
-    if _CA_PEM is None:
+def cluster_ca_pem(common_name: str = "kubernetes", organization: str = "") -> str:
+    """A self-signed CA certificate (EC P-256, made once per process and subject)."""
+    key_id = (common_name, organization)
+    if key_id not in _CA_PEMS:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import NameOID
 
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization \
+            else []
+        if common_name:
+            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        name = x509.Name(attrs)
         start = datetime.datetime.now(datetime.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .sign(key, hashes.SHA256()))
-        _CA_PEM = cert.public_bytes(serialization.Encoding.PEM).decode()
-    return _CA_PEM
+        _CA_PEMS[key_id] = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return _CA_PEMS[key_id]
+
+
+def istio_root_ca_configmap() -> Obj:
+    """What istiod writes into every namespace: its root certificate (``O=cluster.local``)."""
+    return {"metadata": {"name": "istio-ca-root-cert", "labels": {"istio.io/config": "true"}},
+            "data": {"root-cert.pem": cluster_ca_pem("", "cluster.local")}}

@@ -6,7 +6,8 @@ Repeated events (same object, reason and message) are aggregated into one object
 
 from __future__ import annotations
 
-import secrets
+import threading
+import time
 
 from ..runtime import Runtime
 from ..store import StoreError
@@ -19,6 +20,14 @@ class EventRecorder:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._seen: dict[tuple[str, str, str, str, str], str] = {}
+        self._last_ns = 0
+        self._lock = threading.Lock()
+
+    def _suffix(self) -> str:
+        """Kubernetes names events ``<object>.<hex UnixNano>``: names sort in time order."""
+        with self._lock:
+            self._last_ns = max(time.time_ns(), self._last_ns + 1)
+            return f"{self._last_ns:x}"
 
     def record(self, obj: Obj, reason: str, message: str, *, type_: str = "Normal",
                component: str = "kubelet", field_path: str | None = None) -> None:
@@ -34,7 +43,7 @@ class EventRecorder:
                 return
             except StoreError:
                 pass  # the namespace or event went away: record a new one
-        name = f"{meta['name']}.{secrets.token_hex(8)}"
+        name = f"{meta['name']}.{self._suffix()}"
         stamp = now()
         involved: Obj = {"kind": obj.get("kind"), "namespace": meta.get("namespace"),
                          "name": meta["name"], "uid": meta.get("uid"),

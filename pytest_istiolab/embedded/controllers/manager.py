@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..runtime import Runtime
 from ..store import DELETED, Event, StoreError
-from .bootstrap import ROOT_CA_CONFIGMAP, root_ca_configmap
+from .bootstrap import ROOT_CA_CONFIGMAP, istio_root_ca_configmap, root_ca_configmap
 from .events import EventRecorder
 from .pods import PodLifecycle
 from .services import reconcile_endpoints, reconcile_service
@@ -35,6 +35,8 @@ from .util import (
 )
 
 Key = tuple[str, str, str]  # (what, namespace, name)
+ISTIOD = ("istio-system", "istiod")
+ISTIOD_SKIPS = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
 
 
 class Controllers:
@@ -115,6 +117,9 @@ class Controllers:
             self._put(("namespace", "", name))
         elif key == DEPLOYMENT:
             self._put(("deployment", ns, name))
+            if (ns, name) == ISTIOD and not gone:
+                for nso in self.rt.store.by_kind(*NAMESPACE):
+                    self._put(("namespace", "", nso["metadata"]["name"]))
         elif key in (REPLICASET, STATEFULSET):
             kind = "replicaset" if key == REPLICASET else "statefulset"
             self._put((kind, ns, name))
@@ -175,6 +180,8 @@ class Controllers:
         wanted = [(SERVICEACCOUNT, {"metadata": {"name": "default"}})]
         if ca is not None:
             wanted.append((CONFIGMAP, root_ca_configmap(ca["data"]["ca.crt"])))
+        if name not in ISTIOD_SKIPS and store.try_get(rtype(store, DEPLOYMENT), *ISTIOD):
+            wanted.append((CONFIGMAP, istio_root_ca_configmap()))  # istiod's namespace controller
         for key, body in wanted:
             if store.try_get(rtype(store, key), name, body["metadata"]["name"]) is None:
                 try:

@@ -82,7 +82,7 @@ def allocate_service(runtime: Runtime, svc: Obj) -> bool:
 
 
 def _used(runtime: Runtime, skip: tuple[Any, Any]) -> tuple[set[str], set[int]]:
-    ips, ports = set(_RESERVED_IPS), set()
+    ips, ports = set(_RESERVED_IPS), set[int]()
     for svc in runtime.store.by_kind(*SERVICE):
         meta = svc["metadata"]
         if (meta.get("namespace"), meta.get("name")) == skip:
