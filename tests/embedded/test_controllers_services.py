@@ -118,3 +118,16 @@ def test_unready_pods_are_not_ready_addresses(cluster: Cluster) -> None:
     cluster.settle()
     subsets = cluster.get("", "endpoints", "default", "nginx")["subsets"]
     assert all("addresses" not in s for s in subsets)
+
+
+def test_a_node_port_in_use_is_rejected_like_kube_apiserver(cluster: Cluster) -> None:
+    from pytest_istiolab.embedded.store import StoreError
+
+    cluster.create("", "services", _svc("a", "NodePort", [{"port": 80, "nodePort": 31123}]),
+                   "default")
+    with pytest.raises(StoreError) as err:
+        cluster.create("", "services", _svc("b", "NodePort", [{"port": 80, "nodePort": 31123}]),
+                       "default")
+    assert err.value.code == 422
+    assert err.value.message == ('Service "b" is invalid: spec.ports[0].nodePort: Invalid '
+                                 "value: 31123: provided port is already allocated")

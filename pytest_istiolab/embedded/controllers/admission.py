@@ -31,7 +31,7 @@ def register_admission(runtime: Runtime) -> None:
         if rt.key == POD:
             return admit_pod(runtime, obj, rng)
         if rt.key == SERVICE:
-            allocate_service(runtime, obj)
+            allocate_service(runtime, obj, strict=True)
         return obj
 
     runtime.store.add_admission(admit)

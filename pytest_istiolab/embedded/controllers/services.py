@@ -45,8 +45,12 @@ def _rng(runtime: Runtime) -> random.Random:
     return rng
 
 
-def allocate_service(runtime: Runtime, svc: Obj) -> bool:
-    """Fill in clusterIP, nodePorts and Service defaults. Returns True if anything changed."""
+def allocate_service(runtime: Runtime, svc: Obj, strict: bool = False) -> bool:
+    """Fill in clusterIP, nodePorts and Service defaults. Returns True if anything changed.
+
+    ``strict`` (at create time) rejects a requested ClusterIP or NodePort that another
+    Service already holds, with kube-apiserver's 422 message.
+    """
     before = repr(svc)
     spec = svc.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
@@ -59,6 +63,8 @@ def allocate_service(runtime: Runtime, svc: Obj) -> bool:
     name = svc.get("metadata", {}).get("name")
     ns = svc.get("metadata", {}).get("namespace")
     used_ips, used_ports = _used(runtime, (ns, name))
+    if strict:
+        _check_taken(svc, used_ips, used_ports)
     if not spec.get("clusterIP"):
         spec["clusterIP"] = _free_ip(runtime, used_ips)
     spec["clusterIPs"] = [spec["clusterIP"]]
@@ -79,6 +85,25 @@ def allocate_service(runtime: Runtime, svc: Obj) -> bool:
         spec.setdefault("allocateLoadBalancerNodePorts", True)
     svc.setdefault("status", {}).setdefault("loadBalancer", {})
     return repr(svc) != before
+
+
+def _check_taken(svc: Obj, ips: set[str], ports: set[int]) -> None:
+    spec, name = svc["spec"], svc.get("metadata", {}).get("name", "")
+    ip = spec.get("clusterIP")
+    if ip and ip != "None" and ip in ips - _RESERVED_IPS:
+        _invalid(name, "spec.clusterIPs", f'"{ip}"', f"failed to allocate IP {ip}: provided "
+                 "IP is already allocated")
+    for i, port in enumerate(spec.get("ports") or []):
+        if port.get("nodePort") and port["nodePort"] in ports:
+            _invalid(name, f"spec.ports[{i}].nodePort", str(port["nodePort"]),
+                     "provided port is already allocated")
+
+
+def _invalid(name: str, field: str, value: str, detail: str) -> None:
+    raise StoreError(422, "Invalid", f'Service "{name}" is invalid: {field}: Invalid value: '
+                     f"{value}: {detail}", {"name": name, "kind": "Service", "causes": [
+                         {"reason": "FieldValueInvalid", "message": f"Invalid value: {value}: "
+                          f"{detail}", "field": field}]})
 
 
 def _used(runtime: Runtime, skip: tuple[Any, Any]) -> tuple[set[str], set[int]]:
