@@ -34,6 +34,10 @@ from .util import (
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 NODE_PORT_RANGE = (30000, 32767)
+# KEP-3668: the lowest ports (86 of 2768) are a static band left for users to request; the
+# embedded cluster also never picks Lab 9.2's fixed NodePorts itself, so they are free there.
+STATIC_BAND_END = 30085
+LAB_FIXED_NODE_PORTS = frozenset({31120, 31121, 31122, 31123})
 _RESERVED_IPS = {"10.96.0.1", "10.96.0.10"}
 
 
@@ -131,9 +135,11 @@ def _free_ip(runtime: Runtime, used: set[str]) -> str:
 
 def _free_node_port(runtime: Runtime, used: set[int]) -> int:
     rng = _rng(runtime)
-    low, high = NODE_PORT_RANGE
+    high = NODE_PORT_RANGE[1]
     for _ in range(2000):
-        port = rng.randint(low, high)
+        port = rng.randint(STATIC_BAND_END + 1, high)
+        if port in LAB_FIXED_NODE_PORTS:
+            continue
         if port not in used and can_bind(runtime.node_ip, port):
             return port
     raise StoreError(422, "Invalid", "no free NodePort in 30000-32767 could be bound on "
