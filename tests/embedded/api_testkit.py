@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +28,23 @@ from pytest_istiolab.embedded.store import Store
 
 KUBECTL = Path(os.environ.get("ISTIOLAB_TEST_KUBECTL", "/work/venv/bin/kubectl"))
 KUBECTL_TIMEOUT = 30.0
+BLOCK_ENTERED, BLOCK_RELEASE = threading.Event(), threading.Event()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` every 10 ms until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.01)
+    return True
 
 
 def fake_exec(rt: Runtime, pod: dict, container: str, argv: list[str], stdin: bytes
               ) -> ExecResult:
-    """echo ARGS | cat (stdin) | false | exit N | fail MSG (stderr, exit 3) | whoami."""
+    """echo ARGS | cat (stdin) | false | exit N | fail MSG (stderr, exit 3) | whoami | block."""
     cmd, args = argv[0], argv[1:]
     if cmd == "echo":
         return ExecResult(0, (" ".join(args) + "\n").encode())
@@ -42,6 +56,10 @@ def fake_exec(rt: Runtime, pod: dict, container: str, argv: list[str], stdin: by
         return ExecResult(int(args[0]))
     if cmd == "fail":
         return ExecResult(3, b"", (" ".join(args) + "\n").encode())
+    if cmd == "block":  # holds the worker until BLOCK_RELEASE is set (or 5 s pass)
+        BLOCK_ENTERED.set()
+        BLOCK_RELEASE.wait(5)
+        return ExecResult(0, b"released\n")
     if cmd == "whoami":
         return ExecResult(0, f"{pod['metadata']['name']}/{container}\n".encode())
     return ExecResult(127, b"", f"{cmd}: not found\n".encode())

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 import websocket
-from api_testkit import Api, api_fixture  # noqa: F401
+from api_testkit import BLOCK_ENTERED, BLOCK_RELEASE, Api, api_fixture, eventually  # noqa: F401
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
@@ -17,6 +17,7 @@ from kubernetes.stream import stream
 from pytest_istiolab.embedded.api import wsexec
 
 FOLLOW_TIMEOUT = 10.0
+SUBSCRIBE_TIMEOUT = 5.0
 
 
 def _exec(api: Api, pod: str, argv: list[str], container: str | None = None,
@@ -198,3 +199,31 @@ def test_tty_folds_stderr_into_stdout(api: Api) -> None:
     api.add_pod("p")
     ws = _raw_ws(api, "command=fail&command=x&stdout=true&tty=true", "v5.channel.k8s.io")
     assert _frames(ws)[0] == b"\x01x\n"
+
+
+def test_stop_does_not_wait_for_a_running_command(api: Api) -> None:
+    api.add_pod("p")
+    BLOCK_ENTERED.clear()
+    BLOCK_RELEASE.clear()
+    frames: list[list[bytes]] = []
+    ws = _raw_ws(api, "command=block&stdout=true", "v5.channel.k8s.io")
+    reader = threading.Thread(target=lambda: frames.append(_frames(ws)))
+    reader.start()
+    try:
+        assert BLOCK_ENTERED.wait(5)
+        start = time.monotonic()
+        api.server.stop()
+        assert time.monotonic() - start < 2
+        reader.join(5)
+        assert frames == [[]]  # closed without output or status
+    finally:
+        BLOCK_RELEASE.set()
+
+
+def test_a_client_that_goes_away_leaves_no_watch_behind(api: Api) -> None:
+    before = len(api.store._subscribers)
+    with httpx.stream("GET", f"{api.url}/api/v1/namespaces/default/pods?watch=1",
+                      timeout=FOLLOW_TIMEOUT) as r:
+        assert r.status_code == 200
+        assert eventually(lambda: len(api.store._subscribers) == before + 1, SUBSCRIBE_TIMEOUT)
+    assert eventually(lambda: len(api.store._subscribers) == before, SUBSCRIBE_TIMEOUT)

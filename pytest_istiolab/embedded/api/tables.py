@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from aiohttp import web
@@ -49,7 +50,7 @@ def table(ctx: ApiContext, request: web.Request, t: Target, objs: list[Obj],
           list_meta: Obj | None) -> Obj:
     columns, row_fn = printer(ctx, t)
     include = request.query.get("includeObject", "Metadata")
-    now = ctx.runtime.clock.now()
+    now = time.time()  # the store stamps creationTimestamp with wall-clock time
     rows = []
     for obj in objs:
         row: Obj = {"cells": row_fn(obj, now)}
