@@ -11,6 +11,10 @@ Istio is installed). Rules, as the 1.26 webhooks and injector policy decide them
 * namespace ``istio-injection=disabled``: never; ``kube-system``/``kube-public``: never;
   ``hostNetwork`` pods and already injected pods: never.
 
+If the webhook configuration exists but the ``istiod`` Service does not (e.g. ``istio-system``
+was deleted without uninstalling), a pod that needs injection is rejected with the 500
+error kube-apiserver gives when it cannot call the webhook (``failurePolicy: Fail``).
+
 The template itself lives in :mod:`.install.sidecar`. Not modelled: revisions other than
 ``default``, injection templates and custom-template annotations, native sidecars, CNI.
 """
@@ -167,7 +171,25 @@ def maybe_inject(runtime: Runtime, pod: Obj) -> Obj:
     ns_labels = (nso.get("metadata") or {}).get("labels") or {}
     if not injection_required(ns_labels, pod, ns):
         return pod
+    services = store.resource_type("", "services")
+    if store.try_get(services, "istio-system", "istiod") is None:
+        from .store import StoreError
+
+        hook = _webhook_name(ns_labels)
+        raise StoreError(500, "InternalError", f'Internal error occurred: failed calling webhook '
+                         f'"{hook}": failed to call webhook: Post "https://istiod.istio-system.'
+                         f'svc:443/inject?timeout=10s": service "istiod" not found',
+                         {"causes": [{"message": "service \"istiod\" not found"}]})
     return inject_pod(pod, cluster_values(runtime))
+
+
+def _webhook_name(ns_labels: dict[str, str]) -> str:
+    """The webhook of ``istio-sidecar-injector`` that matched (for error messages)."""
+    if ns_labels.get("istio-injection") == "enabled":
+        return "namespace.sidecar-injector.istio.io"
+    if ns_labels.get("istio.io/rev"):
+        return "rev.namespace.sidecar-injector.istio.io"
+    return "object.sidecar-injector.istio.io"
 
 
 # --------------------------------------------------------------- kube-inject

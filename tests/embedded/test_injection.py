@@ -175,3 +175,16 @@ def test_kube_inject_injects_templates_and_is_not_injected_twice(istio: Cluster)
 def test_values_default_when_configmaps_are_empty() -> None:
     values = values_from_configmaps(None, None)
     assert values == SidecarValues()
+
+
+def test_webhook_without_istiod_rejects_pods_like_kube_apiserver(istio: Cluster) -> None:
+    istio.store.delete(istio.rt("", "namespaces"), None, "istio-system")
+    istio.settle()
+    istio.namespace("app", {"istio-injection": "enabled"})
+    istio.create("apps", "deployments", deployment("web", "web", DETAILS_IMAGE), "app")
+    istio.settle()
+    assert istio.pods("app") == []
+    failed = [e["message"] for e in istio.items("", "events", "app")
+              if e["reason"] == "FailedCreate"]
+    assert failed and 'failed calling webhook "namespace.sidecar-injector.istio.io"' in failed[0]
+    assert 'service "istiod" not found' in failed[0]
