@@ -139,6 +139,7 @@ def test_statefulset_creates_ordinal_pods(cluster: Cluster) -> None:
     pod = cluster.get("", "pods", "istio-system", "loki-0")
     assert pod["status"]["phase"] == "Running"
     assert pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "loki-0"
+    assert (pod["spec"]["hostname"], pod["spec"]["subdomain"]) == ("loki-0", "loki-headless")
     status = cluster.get("apps", "statefulsets", "istio-system", "loki")["status"]
     assert status["readyReplicas"] == 1 and status["replicas"] == 1
 

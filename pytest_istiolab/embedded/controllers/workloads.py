@@ -188,7 +188,12 @@ class WorkloadControllers:
             name = prefix + random_suffix(self.rng)
         meta["name"] = name
         meta["ownerReferences"] = [owner_ref(owner)]
-        body = {"metadata": meta, "spec": template.get("spec") or {}}
+        spec = template.get("spec") or {}
+        if owner.get("kind") == "StatefulSet":  # stable network identity
+            spec.setdefault("hostname", name)
+            if owner["spec"].get("serviceName"):
+                spec.setdefault("subdomain", owner["spec"]["serviceName"])
+        body = {"metadata": meta, "spec": spec}
         try:
             self.rt.store.create(rtype(self.rt.store, POD), body, owner["metadata"]["namespace"])
         except StoreError as err:
