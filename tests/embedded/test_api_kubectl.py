@@ -133,6 +133,10 @@ def test_exec_propagates_output_and_exit_codes(api: Api, kubectl: Kubectl) -> No
     assert "command terminated with exit code 7" in failed.stderr
     assert kubectl.run("exec", "-i", "p", "--", "cat", stdin="from stdin\n").stdout == \
         "from stdin\n"
+    api.add_pod("waiting", phase="Pending")
+    pending = kubectl.run("exec", "waiting", "--", "echo", check=False)
+    assert pending.returncode == 1
+    assert 'error: unable to upgrade connection: container not found ("app")' in pending.stderr
 
 
 def test_wait_for_ready_condition_sees_a_later_change(api: Api, kubectl: Kubectl) -> None:

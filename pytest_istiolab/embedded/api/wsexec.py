@@ -44,7 +44,7 @@ def check_exec(pod: Obj, container: str) -> None:
                           f"{phase}")
     state = container_state(pod, container)
     if phase != "Running" or "waiting" in state or "terminated" in state:
-        raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+        raise bad_request(f'container not found ("{container}")')
 
 
 async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
