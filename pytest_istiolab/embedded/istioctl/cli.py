@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         i = args_in.index(DEFAULT_KUBECONFIG_FLAG)
         default_kubeconfig = args_in[i + 1] if i + 1 < len(args_in) else None
         del args_in[i:i + 2]
+    if args_in[:1] == ["help"]:
+        out.write(build_parser().format_help())
+        return 0
     missing = unmodelled_command(args_in)
     if missing is not None:
         err.write(f'the embedded cluster\'s istioctl does not model "{missing}"; it models: '
