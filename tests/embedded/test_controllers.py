@@ -1,4 +1,8 @@
-"""Controllers against a Store/Runtime directly: bootstrap, Deployments, pods, events."""
+"""Controllers against a Store/Runtime directly: bootstrap, Deployments, pods, events.
+
+Supports checks L1-C09 and L2-C02 (pods Running/Ready, READY counts), L2-C03 (the kubelet
+events a describe shows) and L1-C08 (namespaces).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Service allocation (ClusterIP/NodePort) and the Endpoints/EndpointSlice controllers."""
+"""Service allocation (ClusterIP/NodePort) and the Endpoints/EndpointSlice controllers.
+
+Supports checks L1-C10 (LoadBalancer with NodePorts, EXTERNAL-IP <pending>), L2-C07 (the
+http2/https NodePorts) and L9.2-C01 (Services patched to fixed NodePorts 31120-31123).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Sidecar injection: the admission plugin's rules, the 1.26 template, and kube-inject."""
+"""Sidecar injection: the admission plugin's rules, the 1.26 template, and kube-inject.
+
+Supports checks L2-C01/L2-C02 (injection by namespace label, 2/2 pods), L2-C03 (the
+istio-proxy container a describe shows; D-05) and L7-C05/L8 (kube-inject).
+"""
 
 from __future__ import annotations
 

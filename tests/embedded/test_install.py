@@ -1,4 +1,9 @@
-"""Istio 1.26 install content: CRDs, profiles, --set overlays, rendered objects, schemas."""
+"""Istio 1.26 install content: CRDs, profiles, --set overlays, rendered objects, schemas.
+
+Supports checks L1-C06 (the 14 CRDs), L1-C07 and D-04 (versions, short names), L1-C10 (Service
+ports), L1-C11 (PDBs, no HPA in demo), L3.4-C03/D-07 (default profile, REGISTRY_ONLY) and
+L9.1-C03/D-19 (the mesh ConfigMap).
+"""
 
 from __future__ import annotations
 

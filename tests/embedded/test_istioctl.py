@@ -1,4 +1,9 @@
-"""The embedded istioctl's commands and output, in-process against a Store (no API server)."""
+"""The embedded istioctl's commands and output, in-process against a Store (no API server).
+
+Supports checks L1-C02 (x precheck), L1-C03 and D-26 (install prompt and progress lines),
+L1-C05 (version, proxy count), L3.4-C03 and D-07 (pruning on reinstall with the default
+profile), L7-C05 (kube-inject), L9.1-C03 (manifest apply with values.meshConfig).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The embedded istioctl as a separate process against the embedded API server (end to end:
-kubernetes client -> HTTP -> API server -> store -> controllers)."""
+kubernetes client -> HTTP -> API server -> store -> controllers). Checks L1-C03, L1-C05.
+"""
 
 from __future__ import annotations
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
 from typing import Any
 
 from ..resources import ResourceType
 from ..store import Store
+from ..store import now_rfc3339 as now
 
 Obj = dict[str, Any]
 
@@ -32,10 +32,6 @@ MUTATING_WEBHOOK = ("admissionregistration.k8s.io", "mutatingwebhookconfiguratio
 
 def rtype(store: Store, key: tuple[str, str]) -> ResourceType:
     return store.resource_type(*key)
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fnv32a(data: bytes) -> int:
