@@ -1,0 +1,57 @@
+"""A reference model of the Istio 1.26 data plane, as pure functions over the store's config.
+
+Scope and limitations
+---------------------
+Modelled, for plain HTTP/1.1:
+
+* DNS as a pod sees it (Service names by search path, ClusterIPs, a few public hosts);
+  kube-proxy's ClusterIP load balancing for clients without a sidecar;
+* sidecar outbound routing: per-port route tables, Service/ServiceEntry virtual hosts,
+  VirtualServices bound to ``mesh`` (match on uri/headers/query/method/port/gateways/
+  sourceLabels, weights, subsets, rewrite, redirect, directResponse, header operations),
+  ALLOW_ANY (PassthroughCluster) and REGISTRY_ONLY (``block_all`` 502; BlackHoleCluster
+  reset for ports with no HTTP listener);
+* clusters and endpoints (DestinationRule subsets and precedence, ServiceEntry DNS hosts),
+  the Envoy local replies for NR, NC, UH and connection failures;
+* gateways: Gateway selectors, server port to pod port mapping (D-24), host
+  intersection, VirtualService merging, 404 NR; Envoy's request headers (x-request-id,
+  x-forwarded-for/-proto, x-envoy-internal, x-envoy-attempt-count, XFCC on mTLS inbound,
+  B3 when tracing is configured, peer-metadata headers towards non-mesh upstreams) and
+  response headers (server: istio-envoy, x-envoy-upstream-service-time);
+* access logs in Istio's default TEXT and JSON formats when ``accessLogFile`` is set;
+* virtual time: latency is computed, never slept; a client deadline makes every hop
+  still busy log ``0 DC``.
+
+Not yet modelled (see ``proxy`` for where each slots in): route timeouts and retries
+(including Envoy's default retries), fault injection, mirroring, circuit breaking and
+outlier detection, PeerAuthentication/STRICT, JWT and AuthorizationPolicy, TLS (SIMPLE,
+MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter resources, metrics and spans.
+
+Public API
+----------
+``request_from_pod(runtime, pod, method, url, headers, body, *, start, timeout,
+connect_to, container, nested) -> Response`` and ``ingress(runtime, pod, port, request,
+client, start) -> Response`` (engine); pure routing in ``routing``, ``gateways``,
+``clusters``; per-hop pipeline and ``FILTERS`` in ``proxy``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .headers import Headers
+from .model import Failure, Request, Response
+
+
+def __getattr__(name: str) -> Any:
+    # The engine imports the workloads, which import this package's data types: load it
+    # on first use so either package can be imported first.
+    if name in ("deliver", "ingress", "request_from_pod"):
+        from . import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)
+
+
+__all__ = ["Failure", "Headers", "Request", "Response", "deliver", "ingress",
+           "request_from_pod"]

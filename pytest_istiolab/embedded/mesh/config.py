@@ -1,0 +1,165 @@
+"""A read-only snapshot of everything the data plane acts on, taken from the store.
+
+It holds the Istio networking config (VirtualServices, DestinationRules, Gateways,
+ServiceEntries: every served version of a type lives in one store type, so apiVersion does
+not matter), the mesh config from ConfigMap ``istio`` in ``istio-system`` (``data.mesh``),
+and the Kubernetes Services, Endpoints and Pods. When the Istio CRDs are not registered
+(Istio not installed) there is simply no Istio config. A snapshot is rebuilt only when the
+store's resourceVersion moved, so a burst of requests reuses one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..runtime import CLUSTER_DOMAIN, Runtime
+from .state import mesh_state
+
+Obj = dict[str, Any]
+NETWORKING = "networking.istio.io"
+ROOT_NAMESPACE = "istio-system"
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """The parts of ``meshConfig`` the model reads (defaults as Istio 1.26 applies them)."""
+
+    access_log_file: str = ""
+    access_log_encoding: str = "TEXT"
+    access_log_format: str = ""
+    outbound_policy: str = "ALLOW_ANY"
+    trust_domain: str = "cluster.local"
+    tracing: bool = False
+    raw: Obj = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Snapshot:
+    rv: int
+    mesh: MeshConfig
+    istio_config_present: bool
+    services: list[Obj]
+    endpoints: dict[tuple[str, str], Obj]
+    pods: list[Obj]
+    virtual_services: list[Obj]
+    destination_rules: list[Obj]
+    gateways: list[Obj]
+    service_entries: list[Obj]
+    telemetries: list[Obj]
+    services_by_fqdn: dict[str, Obj] = field(default_factory=dict)
+    services_by_ip: dict[str, Obj] = field(default_factory=dict)
+    pods_by_ip: dict[str, Obj] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for svc in self.services:
+            self.services_by_fqdn[service_fqdn(svc)] = svc
+            ip = (svc.get("spec") or {}).get("clusterIP")
+            if ip and ip != "None":
+                self.services_by_ip[ip] = svc
+        for pod in self.pods:
+            ip = (pod.get("status") or {}).get("podIP")
+            if ip and not pod["metadata"].get("deletionTimestamp"):
+                self.pods_by_ip[ip] = pod
+
+
+def snapshot(runtime: Runtime) -> Snapshot:
+    """The current config, rebuilt only when the store changed since the last call."""
+    state = mesh_state(runtime)
+    rv = runtime.store.resource_version
+    cached = state.snapshot
+    if cached is not None and cached.rv == rv:
+        return cached  # type: ignore[no-any-return]
+    snap = build_snapshot(runtime, rv)
+    state.snapshot = snap
+    return snap
+
+
+def build_snapshot(runtime: Runtime, rv: int) -> Snapshot:
+    store = runtime.store
+    istio_types = [store.find_type(NETWORKING, None, p) for p in
+                   ("virtualservices", "destinationrules", "gateways", "serviceentries")]
+    endpoints = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+                 for o in store.by_kind("", "endpoints")}
+    return Snapshot(
+        rv=rv,
+        mesh=read_mesh_config(runtime),
+        istio_config_present=any(t is not None for t in istio_types),
+        services=store.by_kind("", "services"),
+        endpoints=endpoints,
+        pods=store.by_kind("", "pods"),
+        virtual_services=store.by_kind(NETWORKING, "virtualservices"),
+        destination_rules=store.by_kind(NETWORKING, "destinationrules"),
+        gateways=store.by_kind(NETWORKING, "gateways"),
+        service_entries=store.by_kind(NETWORKING, "serviceentries"),
+        telemetries=store.by_kind("telemetry.istio.io", "telemetries"),
+    )
+
+
+def read_mesh_config(runtime: Runtime) -> MeshConfig:
+    cms = [c for c in runtime.store.by_kind("", "configmaps", ROOT_NAMESPACE)
+           if c["metadata"]["name"] == "istio"]
+    raw: Obj = {}
+    if cms:
+        try:
+            raw = yaml.safe_load((cms[0].get("data") or {}).get("mesh") or "") or {}
+        except yaml.YAMLError:
+            raw = {}
+    return parse_mesh_config(raw if isinstance(raw, dict) else {})
+
+
+def parse_mesh_config(raw: Obj) -> MeshConfig:
+    policy = (raw.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
+    default_config = raw.get("defaultConfig") or {}
+    tracing = bool(default_config.get("tracing")) and raw.get("enableTracing", True) is not False
+    tracing = tracing or bool((raw.get("defaultProviders") or {}).get("tracing"))
+    return MeshConfig(
+        access_log_file=str(raw.get("accessLogFile") or ""),
+        access_log_encoding=str(raw.get("accessLogEncoding") or "TEXT").upper(),
+        access_log_format=str(raw.get("accessLogFormat") or ""),
+        outbound_policy=str(policy).upper(),
+        trust_domain=str(raw.get("trustDomain") or "cluster.local"),
+        tracing=tracing,
+        raw=raw,
+    )
+
+
+def tracing_enabled(snap: Snapshot) -> bool:
+    """True when proxies create spans: a mesh-wide tracer, or a Telemetry naming a provider.
+
+    Since Istio 1.22 the default tracer is ``none`` (catalogue D-22), so B3 headers appear only
+    after one of these is configured.
+    """
+    if snap.mesh.tracing:
+        return True
+    for tel in snap.telemetries:
+        for entry in (tel.get("spec") or {}).get("tracing") or []:
+            if entry.get("providers") and not entry.get("disableSpanReporting"):
+                return True
+    return False
+
+
+# ----------------------------------------------------------------- small object helpers
+def service_fqdn(svc: Obj) -> str:
+    meta = svc["metadata"]
+    return f"{meta['name']}.{meta.get('namespace', 'default')}.svc.{CLUSTER_DOMAIN}"
+
+
+def namespace_of(obj: Obj) -> str:
+    return str(obj["metadata"].get("namespace") or "default")
+
+
+def name_of(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def spec_of(obj: Obj) -> Obj:
+    return obj.get("spec") or {}
+
+
+def creation_key(obj: Obj) -> tuple[str, str, str]:
+    """Istio's conflict order: oldest first, then namespace/name."""
+    meta = obj["metadata"]
+    return (str(meta.get("creationTimestamp") or ""), namespace_of(obj), name_of(obj))

@@ -1,0 +1,92 @@
+"""Where a TCP connection to ``ip:port`` lands, with no proxy on the client's side.
+
+* a pod IP: that pod. A gateway pod's Envoy listens itself; an injected pod's iptables hand
+  every inbound connection to its sidecar; otherwise the application gets it directly;
+* a ClusterIP: kube-proxy picks a ready endpoint at random (none: connection refused);
+* a modelled public address (``internet``): that host, seen from the cluster's egress IP;
+* anything else: connection refused (unreachable addresses are not modelled further).
+
+An application that listens on nothing modelled on that port refuses the connection.
+"""
+
+from __future__ import annotations
+
+from ..workloads import app_for
+from ..workloads.base import AppContext, AppRequest
+from . import internet
+from .flow import Flow, Peer, failed
+from .headers import Headers
+from .model import Request, Response
+from .topology import has_sidecar, is_gateway, service_endpoints
+
+PROXY_PORTS = (15000, 15001, 15004, 15006, 15020, 15021, 15090)
+
+
+def connect(flow: Flow, ip: str, port: int, request: Request, client: Peer, start: float,
+            deadline: float | None) -> Response:
+    snap = flow.snap
+    pod = snap.pods_by_ip.get(ip)
+    if pod is not None:
+        return to_pod(flow, pod, port, request, client, start, deadline)
+    service = snap.services_by_ip.get(ip)
+    if service is not None:
+        endpoints = service_endpoints(snap, service, port)
+        if not endpoints:
+            return failed("connect", start, message="Could not connect to server")
+        chosen = flow.rng.choice(endpoints)
+        assert chosen.pod is not None
+        return to_pod(flow, chosen.pod, chosen.port, request, client, start, deadline)
+    public = internet.host_at(ip)
+    if public is not None and port in public.ports:
+        return to_public(flow, public.name, ip, port, request, client, start)
+    return failed("connect", start, message="Could not connect to server")
+
+
+def to_pod(flow: Flow, pod: dict, port: int, request: Request, client: Peer, start: float,
+           deadline: float | None) -> Response:
+    from . import proxy  # the proxies call back into this module
+
+    if is_gateway(pod):
+        return proxy.gateway(flow, pod, port, request, client, start, deadline)
+    if has_sidecar(pod) and port not in PROXY_PORTS:
+        return proxy.inbound(flow, pod, port, request, client, start, deadline)
+    return to_app(flow, pod, port, request, client, start)
+
+
+def to_app(flow: Flow, pod: dict, port: int, request: Request, remote: Peer,
+           start: float) -> Response:
+    """The application listening on ``port`` handles the request; refused if none does."""
+    found = app_for(pod, port)
+    if found is None:
+        return failed("connect", start, message="Could not connect to server")
+    container, app = found
+    ctx = AppContext(flow.runtime, pod, container, start, _caller(flow, pod), flow.jitter)
+    app_request = AppRequest(request.method, request.path, request.authority,
+                             request.headers.copy(), request.body, remote.ip, remote.port, port)
+    answer = app.handle(ctx, app_request)
+    body = b"" if request.method == "HEAD" else answer.body
+    return Response(answer.status, answer.headers, body, start, ctx.now - start,
+                    details="via_upstream")
+
+
+def to_public(flow: Flow, name: str, ip: str, port: int, request: Request, client: Peer,
+              start: float) -> Response:
+    from ..workloads import external
+
+    seen_from = Peer(internet.CLUSTER_EGRESS_IP, client.port)
+    answer, took = external.handle(name, request, seen_from, start, flow.state)
+    body = b"" if request.method == "HEAD" else answer.body
+    return Response(answer.status, answer.headers, body, start, took, remote_ip=ip,
+                    remote_port=port)
+
+
+def _caller(flow: Flow, pod: dict):  # type: ignore[no-untyped-def]
+    """Outbound calls of an application: through the mesh, from its pod."""
+    from .engine import request_from_pod
+
+    def call(method: str, url: str, headers: Headers, body: bytes, start: float,
+             timeout: float | None) -> Response:
+        return request_from_pod(flow.runtime, pod, method, url, headers, body, start=start,
+                                timeout=timeout, nested=True)
+
+    return call

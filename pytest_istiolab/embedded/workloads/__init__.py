@@ -1,0 +1,83 @@
+"""Behaviour of the sample applications, chosen by container image.
+
+Scope and limitations
+---------------------
+Modelled: Bookinfo 1.20.x (productpage with its Tailwind UI, login session and API;
+details; reviews v1/v2/v3 with their ratings calls and timeouts; ratings), go-httpbin
+v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay/N``,
+``/anything``, ``/post`` …, header values as JSON arrays), and the public ``httpbin.org``.
+``curlimages/curl`` (sleep) serves nothing. Not yet: Python httpbin (Lab 5.2/6),
+helloworld, fortio server, addons; a pod whose image has no model refuses connections on
+every port, and an exec into it says what is missing.
+
+Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
+:func:`app_for` finds the container serving a port. ``kinds.workload_kind`` classifies images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import AppContext, AppRequest, AppResponse, Workload
+from .kinds import DEFAULT_PORTS, workload_kind
+
+Obj = dict[str, Any]
+Factory = Callable[[Obj, Obj], Workload]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(kind: str, factory: Factory) -> None:
+    """Make containers of ``kind`` behave as ``factory(pod, container)`` says."""
+    _REGISTRY[kind] = factory
+
+
+def registered_kinds() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def app_for(pod: Obj, port: int) -> tuple[str, Workload] | None:
+    """(container name, behaviour) of the container listening on ``port``, if one is modelled."""
+    _load_builtin()
+    containers = [c for c in (pod.get("spec") or {}).get("containers") or []
+                  if c.get("name") != "istio-proxy"]
+    for container in containers:
+        kind = workload_kind(str(container.get("image", "")))
+        if kind in _REGISTRY and listen_port(kind, container) == port:
+            return str(container["name"]), _REGISTRY[kind](pod, container)
+    return None
+
+
+def listen_port(kind: str | None, container: Obj) -> int | None:
+    """The port the application really listens on (declared containerPorts are only labels)."""
+    if kind == "go-httpbin":  # go-httpbin reads $PORT
+        for env in container.get("env") or []:
+            if env.get("name") == "PORT" and str(env.get("value", "")).isdigit():
+                return int(env["value"])
+    return DEFAULT_PORTS.get(kind or "")
+
+
+def serves_http(pod: Obj, port: int) -> bool:
+    return app_for(pod, port) is not None
+
+
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from . import bookinfo, httpbin, productpage
+
+    register("bookinfo-productpage", productpage.Productpage)
+    register("bookinfo-details", bookinfo.Details)
+    register("bookinfo-reviews", bookinfo.Reviews)
+    register("bookinfo-ratings", bookinfo.Ratings)
+    register("go-httpbin", httpbin.GoHttpbin)
+
+
+__all__ = ["AppContext", "AppRequest", "AppResponse", "Workload", "app_for", "register",
+           "registered_kinds", "serves_http", "workload_kind"]
