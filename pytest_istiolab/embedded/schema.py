@@ -89,6 +89,28 @@ def apply_error_message(rt: ResourceType, obj: Obj, unknown: list[str]) -> str:
             f"Kind={rt.kind}): {fields}")
 
 
+def enforce_field_validation(rt: ResourceType, obj: Obj, directive: str | None = None,
+                             apply: bool = False) -> tuple[Obj, list[str]]:
+    """What kube-apiserver does with undeclared fields of a custom resource on a write.
+
+    ``directive`` is the request's ``fieldValidation`` (None means the server default,
+    ``Warn``); ``apply`` marks a server-side apply (always strict). Returns the object to
+    store (undeclared fields pruned) and the ``Warning`` header texts to send; raises
+    :class:`~.store.StoreError` (400 for ``Strict``, 500 without a reason for apply).
+    """
+    from .store import StoreError
+
+    pruned, unknown = prune_unknown_fields(rt, obj)
+    if not unknown:
+        return obj, []
+    if apply:
+        raise StoreError(500, "", apply_error_message(rt, obj, unknown))
+    mode = (directive or "Warn").capitalize()
+    if mode == "Strict":
+        raise StoreError(400, "BadRequest", strict_error_message(rt, obj, unknown))
+    return pruned, warning_texts(unknown) if mode == "Warn" else []
+
+
 def _walk(value: Any, schema: Obj, path: str, unknown: list[str], prune: bool = False) -> None:
     if isinstance(value, list):
         items = schema.get("items")

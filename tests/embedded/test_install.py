@@ -244,3 +244,29 @@ def test_unknown_fields_are_reported_with_kubernetes_paths() -> None:
     assert pruned["spec"]["http"][0]["route"][0]["destination"] == {"host": "reviews",
                                                                     "subset": "v2"}
     assert validate_custom_resource(rt, pruned) == []
+
+
+@pytest.mark.parametrize(("directive", "apply", "code", "warnings"), [
+    (None, False, None, ['unknown field "spec.hosst"']),
+    ("Warn", False, None, ['unknown field "spec.hosst"']),
+    ("Ignore", False, None, []),
+    ("Strict", False, 400, None),
+    ("Ignore", True, 500, None),
+])
+def test_field_validation_directives(directive: str | None, apply: bool, code: int | None,
+                                     warnings: list[str] | None) -> None:
+    from pytest_istiolab.embedded.schema import enforce_field_validation
+    from pytest_istiolab.embedded.store import StoreError
+
+    rt = _vs_type()
+    bad = yaml.safe_load(yaml.safe_dump(VS))
+    bad["spec"]["hosst"] = ["x"]
+    if code is not None:
+        with pytest.raises(StoreError) as err:
+            enforce_field_validation(rt, bad, directive, apply)
+        assert err.value.code == code
+        assert "spec.hosst" in err.value.message
+        return
+    stored, sent = enforce_field_validation(rt, bad, directive, apply)
+    assert "hosst" not in stored["spec"] and sent == warnings
+    assert enforce_field_validation(rt, VS, "Strict") == (VS, [])
