@@ -14,15 +14,15 @@ from ..runtime import Runtime
 from .services import allocate_service
 from .util import POD, SERVICE, Obj, random_suffix
 
-_REGISTERED: set[int] = set()
+_MARK = "_istiolab_admission_registered"
 SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def register_admission(runtime: Runtime) -> None:
     """Install the admission plugins on ``runtime.store`` (once)."""
-    if id(runtime.store) in _REGISTERED:
+    if getattr(runtime.store, _MARK, False):
         return
-    _REGISTERED.add(id(runtime.store))
+    setattr(runtime.store, _MARK, True)
     import random
 
     rng = random.Random(runtime.seed ^ 0x5A5A)

@@ -45,7 +45,7 @@ def _rng(runtime: Runtime) -> random.Random:
     rng = getattr(runtime, "_istiolab_service_rng", None)
     if rng is None:
         rng = random.Random(runtime.seed ^ 0x0A11C)
-        object.__setattr__(runtime, "_istiolab_service_rng", rng)
+        runtime._istiolab_service_rng = rng  # type: ignore[attr-defined]
     return rng
 
 
