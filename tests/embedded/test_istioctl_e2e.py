@@ -106,3 +106,24 @@ def test_unknown_command_exits_1_without_traceback(env: Env) -> None:
     res = env.istioctl("proxy-status")
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert 'does not model "proxy-status"' in res.stderr
+
+
+def test_the_facade_writes_an_istioctl_that_installs_demo(tmp_path: Path) -> None:
+    """EmbeddedCluster(...).start() and its bin/istioctl wrapper (L1-C03, L1-C05)."""
+    pytest.importorskip("pytest_istiolab.embedded.listeners")
+    pytest.importorskip("pytest_istiolab.embedded.tools")
+    from pytest_istiolab.embedded import EmbeddedCluster
+
+    cluster = EmbeddedCluster(tmp_path, seed=5).start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        install = subprocess.run([str(cluster.istioctl), "install", "--set", "profile=demo",
+                                  "-y"], capture_output=True, text=True, env=env,
+                                 timeout=ISTIOCTL_TIMEOUT)
+        assert install.returncode == 0, install.stderr
+        assert "✔ Installation complete" in install.stderr
+        version = subprocess.run([str(cluster.istioctl), "version"], capture_output=True,
+                                 text=True, env=env, timeout=ISTIOCTL_TIMEOUT)
+        assert version.stdout.endswith("data plane version: 1.26.0 (2 proxies)\n")
+    finally:
+        cluster.stop()
