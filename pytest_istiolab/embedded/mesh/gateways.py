@@ -75,9 +75,11 @@ def servers_on(snap: Snapshot, pod: Obj, port: int) -> list[BoundServer]:
     return out
 
 
-def listening_ports(snap: Snapshot, pod: Obj) -> set[int]:
-    return {listen_port(snap, pod, BoundServer(g, s).number)
-            for g in gateways_for(snap, pod) for s in spec_of(g).get("servers") or []}
+def listening_ports(snap: Snapshot, pod: Obj, protocols: tuple[str, ...] | None = None) -> set[int]:
+    """Pod ports the gateway's Envoy listens on (optionally only for some server protocols)."""
+    return {listen_port(snap, pod, bound.number)
+            for g in gateways_for(snap, pod) for s in spec_of(g).get("servers") or []
+            for bound in [BoundServer(g, s)] if protocols is None or bound.protocol in protocols}
 
 
 def route_gateway(snap: Snapshot, pod: Obj, port: int, request: Request) -> RouteDecision:

@@ -234,8 +234,8 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
         r.upstream_cluster, r.upstream_host = "PassthroughCluster", f"{ip}:{port}"
         client = hop.upstream_peer(False, "-")
         r.upstream_local = f"{client.ip}:{client.port}"
-        upstream = network.connect(flow, ip, port, _with_metadata(hop, request), client, at,
-                                   deadline)
+        upstream = network.connect(flow, ip, port, _upstream_request(hop, decision, request, None),
+                                   client, at, deadline)
         return _upstream_answer(hop, upstream, at, request)
     dest = routing.pick_destination(decision.destinations, flow.rng)
     cluster = clusters.resolve(flow.snap, hop.namespace, dest, decision.match_port)
@@ -290,7 +290,8 @@ def _upstream_answer(hop: Hop, upstream: Response, at: float, request: Request) 
 
 
 def _upstream_request(hop: Hop, decision: RouteDecision, request: Request,
-                      endpoint: Endpoint) -> Request:
+                      endpoint: Endpoint | None) -> Request:
+    """The request as the router sends it upstream (``endpoint`` None: original destination)."""
     req = request.copy()
     route = decision.http_route or {}
     rewrite = route.get("rewrite") or {}
@@ -307,7 +308,8 @@ def _upstream_request(hop: Hop, decision: RouteDecision, request: Request,
     for name in ops.get("remove") or []:
         req.headers.remove(name)
     req.headers.set("x-envoy-attempt-count", "1")
-    if endpoint.pod is None or not (has_sidecar(endpoint.pod) or is_gateway(endpoint.pod)):
+    if endpoint is None or endpoint.pod is None or not (has_sidecar(endpoint.pod) or
+                                                        is_gateway(endpoint.pod)):
         req = _with_metadata(hop, req)
     return req
 

@@ -1,0 +1,195 @@
+"""Gateway routing: server ports to pod ports (D-24), host intersection, VirtualService merging.
+
+Behind L2-C05/C08 (bookinfo-gateway on 8080), L3.3-C04/C05 (test-gateway on 80 next to it),
+L3.5-C04..C07 (httpbin-gateway, host routing, 404 for unpublished paths), L3.6 (egress).
+"""
+
+from __future__ import annotations
+
+import pytest
+from meshkit import Kit, request
+
+from pytest_istiolab.embedded.mesh import gateways
+from pytest_istiolab.embedded.mesh.config import snapshot
+
+BOOKINFO_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match:
+    - uri: {exact: /productpage}
+    - uri: {prefix: /static}
+    - uri: {exact: /login}
+    - uri: {exact: /logout}
+    - uri: {prefix: /api/v1/products}
+    route:
+    - destination: {host: productpage, port: {number: 9080}}
+"""
+TEST_GATEWAY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: test-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: test-gateway}
+spec:
+  hosts: ["*"]
+  gateways: [test-gateway]
+  http:
+  - match:
+    - uri: {prefix: /details}
+    - uri: {exact: /health}
+    route:
+    - destination: {host: details, port: {number: 9080}}
+"""
+HTTPBIN_GATEWAY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: httpbin-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["httpbin.example.com"]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: ["httpbin.example.com"]
+  gateways: [httpbin-gateway]
+  http:
+  - match:
+    - uri: {prefix: /status}
+    - uri: {prefix: /delay}
+    route:
+    - destination: {port: {number: 8000}, host: httpbin}
+"""
+
+
+@pytest.fixture
+def kit() -> Kit:
+    k = Kit()
+    k.bookinfo()
+    k.httpbin()
+    return k
+
+
+def route(kit: Kit, path: str, host: str = "192.168.1.231:30193", port: int = 8080):  # type: ignore[no-untyped-def]
+    return gateways.route_gateway(snapshot(kit.rt), kit.ingress_pod(), port,
+                                  request(path, host))
+
+
+def hosts_of(decision) -> list[str]:  # type: ignore[no-untyped-def]
+    return [d.host for d in decision.destinations]
+
+
+def test_gateway_port_80_and_8080_both_land_on_the_pods_8080(kit: Kit) -> None:
+    """D-24: the 1.26 bookinfo-gateway (8080) and the lab gateways (80 -> Service 80 -> 8080)."""
+    snap = snapshot(kit.rt)
+    pod = kit.ingress_pod()
+    assert gateways.listen_port(snap, pod, 80) == 8080
+    assert gateways.listen_port(snap, pod, 8080) == 8080
+    assert gateways.listen_port(snap, pod, 443) == 8443
+    assert gateways.listen_port(snap, pod, 9999) == 9999
+    assert gateways.listening_ports(snap, pod) == set()
+    kit.apply(BOOKINFO_GATEWAY)
+    kit.apply(TEST_GATEWAY)
+    assert gateways.listening_ports(snapshot(kit.rt), pod) == {8080}
+
+
+def test_two_star_gateways_on_one_listener_merge_their_routes(kit: Kit) -> None:
+    """L3.3-C04/C05 with L2-C08: /productpage, /details/0 and /health all route."""
+    kit.apply(BOOKINFO_GATEWAY)
+    kit.apply(TEST_GATEWAY)
+    assert hosts_of(route(kit, "/productpage")) == ["productpage.default.svc.cluster.local"]
+    assert hosts_of(route(kit, "/details/0")) == ["details.default.svc.cluster.local"]
+    assert hosts_of(route(kit, "/health")) == ["details.default.svc.cluster.local"]
+    assert route(kit, "/nothing").local.status == 404  # type: ignore[union-attr]
+
+
+def test_host_specific_virtual_host_wins_and_other_paths_get_404(kit: Kit) -> None:
+    """L3.5-C04/C06: /status/200 routed for httpbin.example.com, /headers is 404 NR."""
+    kit.apply(HTTPBIN_GATEWAY)
+    assert hosts_of(route(kit, "/status/200", "httpbin.example.com")) == \
+        ["httpbin.default.svc.cluster.local"]
+    assert route(kit, "/status/200", "httpbin.example.com:31380").destinations
+    missing = route(kit, "/headers", "httpbin.example.com")
+    assert missing.local is not None
+    assert (missing.local.status, missing.local.flags) == (404, "NR")
+    assert route(kit, "/status/200", "other.example.com").local is not None
+
+
+def test_virtual_service_hosts_intersect_server_hosts(kit: Kit) -> None:
+    kit.apply(HTTPBIN_GATEWAY.replace('hosts: ["httpbin.example.com"]\n  gateways', 'hosts: ["*"]\n'
+                                      "  gateways"))
+    assert route(kit, "/status/200", "httpbin.example.com").destinations
+    assert route(kit, "/status/200", "elsewhere.example.com").local is not None
+
+
+def test_replacing_the_gateway_hosts_with_star_publishes_for_any_host(kit: Kit) -> None:
+    """L3.5-C07 (ingressgateway2.yaml): hosts "*" and a /headers route."""
+    kit.apply(HTTPBIN_GATEWAY.replace('"httpbin.example.com"', '"*"')
+              .replace("prefix: /status}\n    - uri: {prefix: /delay}", "prefix: /headers}"))
+    assert route(kit, "/headers", "127.0.0.1:30193").destinations
+    assert route(kit, "/status/200", "127.0.0.1:30193").local is not None
+
+
+def test_no_gateway_selects_the_pod_means_no_route(kit: Kit) -> None:
+    kit.apply(BOOKINFO_GATEWAY.replace("istio: ingressgateway", "istio: other"))
+    assert gateways.servers_on(snapshot(kit.rt), kit.ingress_pod(), 8080) == []
+    assert route(kit, "/productpage").local is not None
+
+
+def test_virtual_service_must_name_the_gateway(kit: Kit) -> None:
+    kit.apply(BOOKINFO_GATEWAY.replace("gateways: [bookinfo-gateway]", "gateways: [other]"))
+    assert route(kit, "/productpage").local is not None
+
+
+def test_match_gateways_and_port_at_the_egress_gateway(kit: Kit) -> None:
+    kit.apply("""
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: istio-egressgateway}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [httpbin.org]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: vs-for-egressgateway}
+spec:
+  hosts: [httpbin.org]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
+                           subset: httpbin, port: {number: 80}}, weight: 100}]
+  - match: [{gateways: [istio-egressgateway], port: 80}]
+    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
+""")
+    decision = gateways.route_gateway(snapshot(kit.rt), kit.egress_pod(), 8080,
+                                      request("/ip", "httpbin.org"))
+    assert hosts_of(decision) == ["httpbin.org"]
+    assert decision.match_port == 80
