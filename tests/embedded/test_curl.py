@@ -10,8 +10,7 @@ import json
 import re
 
 import pytest
-from meshkit import Kit
-from test_mesh_gateways import HTTPBIN_GATEWAY
+from mesh_testkit import HTTPBIN_GATEWAY, Kit
 
 from pytest_istiolab import traffic
 from pytest_istiolab.embedded.runtime import ExecResult

@@ -11,8 +11,7 @@ import json
 import re
 
 import pytest
-from meshkit import Kit, request
-from test_mesh_gateways import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY
+from mesh_testkit import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY, SERVICE_ENTRY, Kit, request
 
 from pytest_istiolab.embedded.mesh import ingress, request_from_pod
 from pytest_istiolab.embedded.mesh.headers import Headers
@@ -24,15 +23,6 @@ TEXT_LINE = re.compile(
     r'"(?P<ua>[^"]*)" "(?P<rid>[^"]*)" "(?P<authority>[^"]*)" "(?P<uhost>[^"]*)" '
     r"(?P<cluster>\S+) (?P<ulocal>\S+) (?P<dlocal>\S+) (?P<dremote>\S+) (?P<sni>\S+) "
     r"(?P<route>\S+)$")
-SERVICE_ENTRY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: ServiceEntry
-metadata: {name: httpbin}
-spec:
-  hosts: [httpbin.org]
-  ports: [{number: 80, name: http-port, protocol: HTTP}]
-  resolution: DNS
-"""
 
 
 @pytest.fixture

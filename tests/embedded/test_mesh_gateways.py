@@ -7,83 +7,10 @@ L3.5-C04..C07 (httpbin-gateway, host routing, 404 for unpublished paths), L3.6 (
 from __future__ import annotations
 
 import pytest
-from meshkit import Kit, request
+from mesh_testkit import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY, TEST_GATEWAY, Kit, request
 
 from pytest_istiolab.embedded.mesh import gateways
 from pytest_istiolab.embedded.mesh.config import snapshot
-
-BOOKINFO_GATEWAY = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bookinfo-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: bookinfo}
-spec:
-  hosts: ["*"]
-  gateways: [bookinfo-gateway]
-  http:
-  - match:
-    - uri: {exact: /productpage}
-    - uri: {prefix: /static}
-    - uri: {exact: /login}
-    - uri: {exact: /logout}
-    - uri: {prefix: /api/v1/products}
-    route:
-    - destination: {host: productpage, port: {number: 9080}}
-"""
-TEST_GATEWAY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: test-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: test-gateway}
-spec:
-  hosts: ["*"]
-  gateways: [test-gateway]
-  http:
-  - match:
-    - uri: {prefix: /details}
-    - uri: {exact: /health}
-    route:
-    - destination: {host: details, port: {number: 9080}}
-"""
-HTTPBIN_GATEWAY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: httpbin-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["httpbin.example.com"]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: httpbin}
-spec:
-  hosts: ["httpbin.example.com"]
-  gateways: [httpbin-gateway]
-  http:
-  - match:
-    - uri: {prefix: /status}
-    - uri: {prefix: /delay}
-    route:
-    - destination: {port: {number: 8000}, host: httpbin}
-"""
 
 
 @pytest.fixture

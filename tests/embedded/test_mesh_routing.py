@@ -10,51 +10,11 @@ import random
 from collections import Counter
 
 import pytest
-from meshkit import Kit, request
+from mesh_testkit import DR_ALL, FIFTY_V3, TEST_V2, Kit, request
 
 from pytest_istiolab.embedded.mesh import clusters, hosts, routing
 from pytest_istiolab.embedded.mesh.config import snapshot
 from pytest_istiolab.embedded.mesh.model import Destination
-
-DR_ALL = """
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  - {name: v3, labels: {version: v3}}
-"""
-TEST_V2 = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - match:
-    - headers:
-        end-user: {exact: jason}
-    route:
-    - destination: {host: reviews, subset: v2}
-  - route:
-    - destination: {host: reviews, subset: v1}
-"""
-FIFTY_V3 = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v1}
-      weight: 50
-    - destination: {host: reviews, subset: v3}
-      weight: 50
-"""
 
 
 @pytest.fixture

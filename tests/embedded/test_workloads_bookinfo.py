@@ -9,8 +9,7 @@ import json
 import re
 
 import pytest
-from meshkit import Kit
-from test_mesh_routing import DR_ALL, TEST_V2
+from mesh_testkit import DR_ALL, TEST_V2, Kit
 
 from pytest_istiolab import traffic
 from pytest_istiolab.embedded.mesh import request_from_pod

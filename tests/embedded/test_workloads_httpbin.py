@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from meshkit import Kit
+from mesh_testkit import Kit
 
 from pytest_istiolab.embedded.mesh import request_from_pod
 from pytest_istiolab.embedded.mesh.headers import Headers

@@ -22,6 +22,134 @@ Obj = dict[str, Any]
 ISTIO_TYPES = [("virtualservices", "VirtualService", "vs"),
                ("destinationrules", "DestinationRule", "dr"),
                ("gateways", "Gateway", "gw"), ("serviceentries", "ServiceEntry", "se")]
+# ---- Istio config the labs apply (1.26 samples and the manual's files)
+BOOKINFO_GATEWAY = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match:
+    - uri: {exact: /productpage}
+    - uri: {prefix: /static}
+    - uri: {exact: /login}
+    - uri: {exact: /logout}
+    - uri: {prefix: /api/v1/products}
+    route:
+    - destination: {host: productpage, port: {number: 9080}}
+"""
+
+TEST_GATEWAY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: test-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: test-gateway}
+spec:
+  hosts: ["*"]
+  gateways: [test-gateway]
+  http:
+  - match:
+    - uri: {prefix: /details}
+    - uri: {exact: /health}
+    route:
+    - destination: {host: details, port: {number: 9080}}
+"""
+
+HTTPBIN_GATEWAY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: httpbin-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["httpbin.example.com"]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: ["httpbin.example.com"]
+  gateways: [httpbin-gateway]
+  http:
+  - match:
+    - uri: {prefix: /status}
+    - uri: {prefix: /delay}
+    route:
+    - destination: {port: {number: 8000}, host: httpbin}
+"""
+
+DR_ALL = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+"""
+
+TEST_V2 = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+"""
+
+FIFTY_V3 = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 50
+    - destination: {host: reviews, subset: v3}
+      weight: 50
+"""
+
+SERVICE_ENTRY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: ServiceEntry
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin.org]
+  ports: [{number: 80, name: http-port, protocol: HTTP}]
+  resolution: DNS
+"""
+
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.26.0"
 BOOKINFO = "docker.io/istio/examples-bookinfo-{}:1.20.3"
 
