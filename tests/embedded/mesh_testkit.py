@@ -8,6 +8,9 @@ controllers and ``istioctl install`` would create them.
 from __future__ import annotations
 
 import itertools
+import random
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -158,12 +161,14 @@ class Kit:
     """A store plus helpers; ``kit.rt`` is the Runtime the mesh model reads."""
 
     def __init__(self, seed: int = 7, istio: bool = True, access_log: bool = True,
-                 mesh: Obj | None = None) -> None:
+                 mesh: Obj | None = None, free_node_ports: bool = False) -> None:
+        """``free_node_ports``: take nodePorts the OS says are free (for tests that listen)."""
         self.store = Store()
         self.rt = Runtime(self.store, seed)
         self._pod_ips = (f"10.244.0.{i}" for i in itertools.count(10))
         self._svc_ips = (f"10.96.{i // 250}.{i % 250 + 1}" for i in itertools.count(10))
-        self._node_ports = itertools.count(30100)
+        self._node_ports: Iterator[int] = free_ports() if free_node_ports else \
+            itertools.count(30100)
         for ns in ("default", "istio-system"):
             self.namespace(ns)
         if istio:
@@ -337,6 +342,19 @@ class Kit:
     def node_port(self, service: str, port_name: str, namespace: str = "istio-system") -> int:
         svc = self.store.get(self.rtype("", "services"), namespace, service)
         return next(p["nodePort"] for p in svc["spec"]["ports"] if p["name"] == port_name)
+
+
+def free_ports() -> Iterator[int]:
+    """Ports below the ephemeral range (so no client socket takes them) that bind now."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        yield port
 
 
 def request(path: str = "/", authority: str = "example", method: str = "GET",
