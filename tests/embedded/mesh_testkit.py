@@ -11,6 +11,7 @@ import itertools
 import random
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -154,6 +155,7 @@ spec:
 """
 
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.26.0"
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 BOOKINFO = "docker.io/istio/examples-bookinfo-{}:1.20.3"
 
 
@@ -323,6 +325,26 @@ class Kit:
     def httpbin(self, namespace: str = "default", sidecar: bool = True) -> Obj:
         return self.workload("httpbin", namespace, "docker.io/mccutchen/go-httpbin:v2.15.0",
                              8080, [("http", 8000, 8080)], sidecar=sidecar)
+
+    def deploy(self, path: str, namespace: str = "default", sidecar: bool = True) -> None:
+        """Apply a sample manifest as the controllers would: one Pod per Deployment."""
+        docs = [d for d in yaml.safe_load_all((MANIFESTS / path).read_text()) if d]
+        for doc in docs:
+            if doc["kind"] == "Deployment":
+                template = doc["spec"]["template"]
+                spec = template["spec"]
+                app = spec["containers"][0]
+                self.pod(f"{doc['metadata']['name']}-6d5c7b8f9-k2x4q", namespace, app["image"],
+                         dict(template["metadata"].get("labels") or {}), sidecar=sidecar,
+                         ports=[p["containerPort"] for p in app.get("ports") or []],
+                         sa=spec.get("serviceAccountName", "default"),
+                         env={e["name"]: e["value"] for e in app.get("env") or []},
+                         container=app["name"])
+        for doc in docs:
+            if doc["kind"] == "Service":
+                ports = [(p.get("name", ""), p["port"], p.get("targetPort", p["port"]))
+                         for p in doc["spec"]["ports"]]
+                self.service(doc["metadata"]["name"], namespace, doc["spec"]["selector"], ports)
 
     # ----------------------------------------------------------------- lookups
     def get_pod(self, prefix: str, namespace: str = "default") -> Obj:
