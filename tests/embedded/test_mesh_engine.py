@@ -286,3 +286,37 @@ def test_b3_headers_only_when_tracing_is_configured(kit: Kit) -> None:
     traced = json.loads(send(kit, "http://httpbin:8000/headers").body)["headers"]
     assert len(traced["X-B3-Traceid"][0]) == 32 and traced["X-B3-Sampled"] == ["1"]
     assert traced["X-B3-Parentspanid"][0] != traced["X-B3-Spanid"][0]
+
+
+# ------------------------------------------------------- route actions (rewrite …)
+def test_rewrite_redirect_direct_response_and_header_operations(kit: Kit) -> None:
+    kit.apply("""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - match: [{uri: {prefix: /old}}]
+    rewrite: {uri: /anything/new}
+    headers:
+      request: {set: {x-set: "1"}, remove: [x-drop]}
+      response: {add: {x-resp: "yes"}}
+    route: [{destination: {host: httpbin}}]
+  - match: [{uri: {exact: /moved}}]
+    redirect: {uri: /get, authority: httpbin.default:8000}
+  - match: [{uri: {exact: /fixed}}]
+    directResponse: {status: 418, body: {string: "short and stout"}}
+""")
+    rewritten = send(kit, "http://httpbin:8000/old/path?q=1", {"x-drop": "gone"})
+    echoed = json.loads(rewritten.body)
+    assert echoed["url"] == "http://httpbin:8000/anything/new/path?q=1"
+    assert echoed["headers"]["X-Set"] == ["1"] and "X-Drop" not in echoed["headers"]
+    assert echoed["headers"]["X-Envoy-Original-Path"] == ["/old/path?q=1"]
+    assert rewritten.headers.get("x-resp") == "yes"
+    assert parsed_log(kit, "sleep")[-1]["path"] == "/old/path?q=1"
+    moved = send(kit, "http://httpbin:8000/moved")
+    assert (moved.status, moved.headers.get("location")) == (301, "http://httpbin.default:8000/get")
+    fixed = send(kit, "http://httpbin:8000/fixed")
+    assert (fixed.status, fixed.text) == (418, "short and stout")
+    assert fixed.headers.get("content-type") == "text/plain"

@@ -104,7 +104,7 @@ class LocalReply:
     body: str = ""
     flags: str = "-"
     details: str = "direct_response"
-    headers: tuple[tuple[str, str], ...] = ()
+    redirect: Obj | None = field(default=None, compare=False)  # VirtualService ``redirect``
 
 
 @dataclass

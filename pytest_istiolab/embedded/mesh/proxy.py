@@ -156,11 +156,8 @@ class Hop:
 
     def local_reply(self, reply: LocalReply, request: Request, at: float) -> Response:
         headers = Headers()
-        for name, value in reply.headers:
-            if not name.startswith("x-istiolab-redirect-"):
-                headers.add(name, value)
-        if reply.headers and any(n.startswith("x-istiolab-redirect-") for n, _ in reply.headers):
-            headers.set("location", _redirect_location(dict(reply.headers), request))
+        if reply.redirect is not None:
+            headers.set("location", _redirect_location(reply.redirect, request))
         body = reply.body.encode()
         if body:
             headers.set("content-length", str(len(body)))
@@ -259,6 +256,8 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
                                      endpoint.port, upstream_request, client, at)
     answer = _upstream_answer(hop, upstream, at, request)
     answer.upstream_cluster = cluster.name
+    _apply_header_ops(answer.headers, ((decision.http_route or {}).get("headers") or {})
+                      .get("response") or {})
     return answer
 
 
@@ -300,18 +299,22 @@ def _upstream_request(hop: Hop, decision: RouteDecision, request: Request,
         req.path = _rewrite_path(req, route, str(rewrite["uri"]), decision)
     if rewrite.get("authority"):
         req.authority = str(rewrite["authority"])
-    ops = (route.get("headers") or {}).get("request") or {}
-    for name, value in (ops.get("set") or {}).items():
-        req.headers.set(name, str(value))
-    for name, value in (ops.get("add") or {}).items():
-        req.headers.add(name, str(value))
-    for name in ops.get("remove") or []:
-        req.headers.remove(name)
+    _apply_header_ops(req.headers, (route.get("headers") or {}).get("request") or {})
     req.headers.set("x-envoy-attempt-count", "1")
     if endpoint is None or endpoint.pod is None or not (has_sidecar(endpoint.pod) or
                                                         is_gateway(endpoint.pod)):
         req = _with_metadata(hop, req)
     return req
+
+
+def _apply_header_ops(headers: Headers, ops: Obj) -> None:
+    """A VirtualService ``headers.request``/``headers.response`` block: set, add, remove."""
+    for name, value in (ops.get("set") or {}).items():
+        headers.set(name, str(value))
+    for name, value in (ops.get("add") or {}).items():
+        headers.add(name, str(value))
+    for name in ops.get("remove") or []:
+        headers.remove(name)
 
 
 def _rewrite_path(req: Request, route: Obj, uri: str, decision: RouteDecision) -> str:
@@ -361,11 +364,10 @@ def _health(request: Request, start: float) -> Response:
     return Response(404, Headers([("content-length", "0")]), b"", start, 0.0002)
 
 
-def _redirect_location(parts: dict[str, str], request: Request) -> str:
-    scheme = parts.get("x-istiolab-redirect-scheme") or request.scheme
-    authority = parts.get("x-istiolab-redirect-authority") or request.authority
-    uri = parts.get("x-istiolab-redirect-uri") or request.path
-    return f"{scheme}://{authority}{uri}"
+def _redirect_location(redirect: Obj, request: Request) -> str:
+    scheme = redirect.get("scheme") or request.scheme
+    authority = redirect.get("authority") or request.authority
+    return f"{scheme}://{authority}{redirect.get('uri') or request.path}"
 
 
 def _is_internal(ip: str) -> bool:

@@ -178,12 +178,9 @@ def destinations_of(route: Obj, vs_namespace: str) -> list[Destination]:
 
 
 def _redirect_reply(redirect: Obj) -> LocalReply:
-    # the Location is completed against the request by the proxy (see proxy.local_response)
-    code = int(redirect.get("redirectCode") or 301)
-    parts = (("x-istiolab-redirect-uri", str(redirect.get("uri") or "")),
-             ("x-istiolab-redirect-authority", str(redirect.get("authority") or "")),
-             ("x-istiolab-redirect-scheme", str(redirect.get("scheme") or "")))
-    return LocalReply(code, "", "-", "direct_response", parts)
+    """The Location is completed against the request by the proxy (proxy.local_reply)."""
+    return LocalReply(int(redirect.get("redirectCode") or 301), "", "-", "direct_response",
+                      dict(redirect))
 
 
 def pick_destination(destinations: list[Destination], rng: random.Random) -> Destination:
