@@ -219,8 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
         pod, port = target
         headers = Headers((k, v) for k, v in self.headers.items()
                           if k.lower() != "host" and k.lower() not in HOP_BY_HOP)
-        authority = self.headers.get("Host") or \
-            f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        host, port_number = self.server.server_address[:2]
+        authority = self.headers.get("Host") or f"{host!s}:{port_number}"
         request = Request(self.command, self.path, authority, headers, body)
         response = ingress(self.server.runtime, pod, port, request,
                            client=(self.client_address[0], self.client_address[1]))
@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

@@ -11,7 +11,8 @@ helloworld, fortio server, addons; a pod whose image has no model refuses connec
 every port, and an exec into it says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
-:func:`app_for` finds the container serving a port. ``kinds.workload_kind`` classifies images.
+:func:`app_for` finds the container serving a port. Images are classified by
+``embedded.images.workload_kind`` (one list for the controllers and the models).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..images import workload_kind
 from .base import AppContext, AppRequest, AppResponse, Workload
-from .kinds import DEFAULT_PORTS, workload_kind
+from .kinds import DEFAULT_PORTS
 
 Obj = dict[str, Any]
 Factory = Callable[[Obj, Obj], Workload]

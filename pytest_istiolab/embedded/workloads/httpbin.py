@@ -15,8 +15,8 @@ Modelled routes: ``/``, ``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/uui
 from __future__ import annotations
 
 import json
-import random
 import re
+import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -120,7 +120,8 @@ def _echo(req: AppRequest, with_body: bool) -> Obj:
                  "origin": _origin(req), "url": _url(req)}
     if not with_body:
         return base
-    data, form, parsed = "", {}, None
+    data, parsed = "", None
+    form: dict[str, list[str]] = {}
     if req.body:
         data = req.body.decode("utf-8", "replace")
         kind = (req.headers.get("content-type") or "").split(";")[0].strip()
@@ -137,13 +138,13 @@ def _echo(req: AppRequest, with_body: bool) -> Obj:
 
 
 def _status(raw: str, ctx: AppContext) -> AppResponse:
-    choices = []
+    choices: list[tuple[int, float]] = []
     for part in raw.split(","):
-        code, _, weight = part.partition(":")
-        if not code.isdigit() or not 100 <= int(code) <= 599:
+        number, _, weight = part.partition(":")
+        if not number.isdigit() or not 100 <= int(number) <= 599:
             return _error(400, f'invalid status code: "{raw}"')
-        choices.append((int(code), float(weight) if weight else 1.0))
-    code = choices[0][0] if len(choices) == 1 else random.Random(ctx.now).choices(
+        choices.append((int(number), float(weight) if weight else 1.0))
+    code = choices[0][0] if len(choices) == 1 else ctx.runtime.rng.choices(
         [c for c, _ in choices], [w for _, w in choices])[0]
     body, extra = SPECIAL.get(code, ("", {}))
     headers = Headers([("Content-Type", TEXT), *extra.items()])
@@ -185,8 +186,7 @@ def _response_headers(req: AppRequest) -> AppResponse:
 
 
 def _uuid(ctx: AppContext) -> str:
-    h = f"{random.Random(ctx.now).getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+    return str(uuid.uuid4())
 
 
 def _json(value: Any, status: int = 200) -> AppResponse:
