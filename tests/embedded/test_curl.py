@@ -49,6 +49,8 @@ def test_long_options_have_no_equals_form() -> None:
         parse(["u", "-o"])
     with pytest.raises(UsageError, match="not modelled"):
         parse(["-F", "a=b", "u"])
+    with pytest.raises(UsageError, match="-m: expected a proper numerical parameter"):
+        parse(["-m", "soon", "u"])
 
 
 def test_url_rules() -> None:

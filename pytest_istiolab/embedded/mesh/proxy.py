@@ -12,8 +12,9 @@ route's timeout and retries, and a cluster's circuit breaker, belong: it compute
 upstream deadline and may call the upstream more than once. ``deadline`` is the virtual time
 at which the downstream gives up; a hop still busy then logs ``0 DC``.
 
-Not modelled yet (each says so where it would act): route timeouts, retries (Envoy's
-default of 2 retries on connect failures and 503 included), fault injection, mirroring,
+Not modelled yet: route timeouts, retries (Istio's default of 2 retries on connect failures
+and 503 included: an upstream 503 reaches the client after one attempt), fault injection,
+mirroring,
 circuit breaking and outlier detection, PeerAuthentication (every sidecar is PERMISSIVE),
 JWT and AuthorizationPolicy, TLS origination, TCP routing, Sidecar resources.
 """

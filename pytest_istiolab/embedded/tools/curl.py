@@ -4,9 +4,11 @@ Modelled options: ``-s -S -v -i -I -L -k -f --fail-with-body -G``, ``-o FILE`` (
 URL), ``-w FORMAT`` (``%{http_code}``, ``%{time_total}``, ``%{exitcode}``, ``%{remote_ip}``,
 ``%{size_download}``, ``%{url_effective}``, ``%header{name}`` … and ``\\n``), ``-H``, ``-X``,
 ``-d/--data/--data-raw/--data-binary/--data-urlencode`` (``@file`` from the container's
-files), ``-m/--max-time`` (virtual time), ``--connect-timeout``, ``--resolve``, ``-b/-c``
-cookie jars, ``-A``, ``-e``, ``-u``, ``-D``, ``--max-redirs``, several URLs. Plain HTTP
-only: an ``https://`` URL fails with exit 1 and says TLS is not modelled here.
+files), ``-m/--max-time`` (virtual time, one budget per URL), ``--resolve``, ``-b/-c``
+cookie jars, ``-A``, ``-e``, ``-u``, ``-D``, ``--max-redirs``, several URLs.
+Accepted without effect: ``--connect-timeout`` (connecting takes no virtual time; an
+unreachable address is refused at once), ``-k``, ``--cacert/--cert/--key``, ``--http1.1``.
+Plain HTTP only: an ``https://`` URL fails with exit 1 and says TLS is not modelled here.
 Exit codes and messages are curl 8's: 1, 2, 3, 6, 7, 22, 28, 47, 52, 56.
 """
 

@@ -93,7 +93,19 @@ def parse(argv: list[str]) -> CurlOptions:
             opts.urls.append(word)
     if not opts.urls:
         raise UsageError("curl: no URL specified\n" + CURL_USAGE_HINT)
+    for flag, value in (("-m", opts.max_time), ("--connect-timeout", opts.connect_timeout),
+                        ("--max-redirs", opts.max_redirs)):
+        if value is not None and not _numeric(value):
+            raise UsageError(f"curl: option {flag}: expected a proper numerical parameter\n"
+                             + CURL_USAGE_HINT)
     return opts
+
+
+def _numeric(value: str) -> bool:
+    try:
+        return float(value) >= 0
+    except ValueError:
+        return False
 
 
 def _long(opts: CurlOptions, name: str, words: list[str]) -> None:
