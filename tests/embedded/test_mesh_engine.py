@@ -320,3 +320,14 @@ spec:
     fixed = send(kit, "http://httpbin:8000/fixed")
     assert (fixed.status, fixed.text) == (418, "short and stout")
     assert fixed.headers.get("content-type") == "text/plain"
+
+
+def test_port_without_http_listener_is_tcp_blackhole_under_registry_only(kit: Kit) -> None:
+    """No Service or ServiceEntry declares 8081: plain TCP, reset by BlackHoleCluster (curl 56)."""
+    kit.set_mesh({"accessLogFile": "/dev/stdout",
+                  "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}})
+    response = send(kit, "http://httpbin.org:8081/get")
+    assert response.failure is not None and response.failure.kind == "reset"
+    line = kit.logs(kit.get_pod("sleep"))[-1]
+    assert '"- - -" 0 UH - - "-" 0 0 0 - "-" "-" "-" "-" "-" BlackHoleCluster - ' in line
+    assert line.endswith(" - -")
