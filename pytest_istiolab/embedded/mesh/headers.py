@@ -40,9 +40,6 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
 
-    def names(self) -> list[str]:
-        return [k for k, _ in self._items]
-
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 

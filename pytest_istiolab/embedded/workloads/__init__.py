@@ -34,14 +34,8 @@ def register(kind: str, factory: Factory) -> None:
     _REGISTRY[kind] = factory
 
 
-def registered_kinds() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
 def app_for(pod: Obj, port: int) -> tuple[str, Workload] | None:
     """(container name, behaviour) of the container listening on ``port``, if one is modelled."""
-    _load_builtin()
     containers = [c for c in (pod.get("spec") or {}).get("containers") or []
                   if c.get("name") != "istio-proxy"]
     for container in containers:
@@ -60,18 +54,7 @@ def listen_port(kind: str | None, container: Obj) -> int | None:
     return DEFAULT_PORTS.get(kind or "")
 
 
-def serves_http(pod: Obj, port: int) -> bool:
-    return app_for(pod, port) is not None
-
-
-_loaded = False
-
-
-def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
+def _register_builtin() -> None:
     from . import bookinfo, httpbin, productpage
 
     register("bookinfo-productpage", productpage.Productpage)
@@ -81,5 +64,7 @@ def _load_builtin() -> None:
     register("go-httpbin", httpbin.GoHttpbin)
 
 
-__all__ = ["AppContext", "AppRequest", "AppResponse", "Workload", "app_for", "register",
-           "registered_kinds", "serves_http", "workload_kind"]
+_register_builtin()
+
+__all__ = ["AppContext", "AppRequest", "AppResponse", "Workload", "app_for", "listen_port",
+           "register", "workload_kind"]
