@@ -367,10 +367,10 @@ class Kit:
 
 
 def free_ports() -> Iterator[int]:
-    """Ports below the ephemeral range (so no client socket takes them) that bind now."""
+    """Ports below the NodePort and ephemeral ranges (no cluster or client takes them)."""
     rng = random.Random()
     while True:
-        port = rng.randrange(20000, 32000)
+        port = rng.randrange(20000, 30000)
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
