@@ -154,6 +154,37 @@ spec:
   resolution: DNS
 """
 
+EGRESS_GATEWAY = """
+apiVersion: networking.istio.io/v1alpha3
+kind: Gateway
+metadata: {name: istio-egressgateway}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [httpbin.org]
+"""
+EGRESS_VIRTUAL_SERVICE = """
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: vs-for-egressgateway}
+spec:
+  hosts: [httpbin.org]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
+                           subset: httpbin, port: {number: 80}}, weight: 100}]
+  - match: [{gateways: [istio-egressgateway], port: 80}]
+    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: dr-for-egressgateway}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{name: httpbin}]
+"""
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.26.0"
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 BOOKINFO = "docker.io/istio/examples-bookinfo-{}:1.20.3"

@@ -11,7 +11,15 @@ import json
 import re
 
 import pytest
-from mesh_testkit import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY, SERVICE_ENTRY, Kit, request
+from mesh_testkit import (
+    BOOKINFO_GATEWAY,
+    EGRESS_GATEWAY,
+    EGRESS_VIRTUAL_SERVICE,
+    HTTPBIN_GATEWAY,
+    SERVICE_ENTRY,
+    Kit,
+    request,
+)
 
 from pytest_istiolab.embedded.mesh import ingress, request_from_pod
 from pytest_istiolab.embedded.mesh.headers import Headers
@@ -165,34 +173,8 @@ def test_direct_egress_logs_the_service_entry_cluster(kit: Kit) -> None:
 def test_egress_through_the_egress_gateway(kit: Kit) -> None:
     """L3.6-C08/C09: origin shows the sleep pod IP first; the sidecar logs the gateway cluster."""
     kit.apply(SERVICE_ENTRY)
-    kit.apply("""
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: istio-egressgateway}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [httpbin.org]}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: vs-for-egressgateway}
-spec:
-  hosts: [httpbin.org]
-  gateways: [istio-egressgateway, mesh]
-  http:
-  - match: [{gateways: [mesh], port: 80}]
-    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
-                           subset: httpbin, port: {number: 80}}, weight: 100}]
-  - match: [{gateways: [istio-egressgateway], port: 80}]
-    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: dr-for-egressgateway}
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets: [{name: httpbin}]
-""")
+    kit.apply(EGRESS_GATEWAY)
+    kit.apply(EGRESS_VIRTUAL_SERVICE)
     response = send(kit, "http://httpbin.org/ip")
     sleep_ip = kit.get_pod("sleep")["status"]["podIP"]
     origin = [part.strip() for part in json.loads(response.body)["origin"].split(",")]

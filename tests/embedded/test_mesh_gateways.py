@@ -7,7 +7,15 @@ L3.5-C04..C07 (httpbin-gateway, host routing, 404 for unpublished paths), L3.6 (
 from __future__ import annotations
 
 import pytest
-from mesh_testkit import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY, TEST_GATEWAY, Kit, request
+from mesh_testkit import (
+    BOOKINFO_GATEWAY,
+    EGRESS_GATEWAY,
+    EGRESS_VIRTUAL_SERVICE,
+    HTTPBIN_GATEWAY,
+    TEST_GATEWAY,
+    Kit,
+    request,
+)
 
 from pytest_istiolab.embedded.mesh import gateways
 from pytest_istiolab.embedded.mesh.config import snapshot
@@ -93,29 +101,8 @@ def test_virtual_service_must_name_the_gateway(kit: Kit) -> None:
 
 
 def test_match_gateways_and_port_at_the_egress_gateway(kit: Kit) -> None:
-    kit.apply("""
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: istio-egressgateway}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [httpbin.org]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: vs-for-egressgateway}
-spec:
-  hosts: [httpbin.org]
-  gateways: [istio-egressgateway, mesh]
-  http:
-  - match: [{gateways: [mesh], port: 80}]
-    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
-                           subset: httpbin, port: {number: 80}}, weight: 100}]
-  - match: [{gateways: [istio-egressgateway], port: 80}]
-    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
-""")
+    kit.apply(EGRESS_GATEWAY)
+    kit.apply(EGRESS_VIRTUAL_SERVICE)
     decision = gateways.route_gateway(snapshot(kit.rt), kit.egress_pod(), 8080,
                                       request("/ip", "httpbin.org"))
     assert hosts_of(decision) == ["httpbin.org"]

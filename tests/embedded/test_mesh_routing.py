@@ -10,7 +10,7 @@ import random
 from collections import Counter
 
 import pytest
-from mesh_testkit import DR_ALL, FIFTY_V3, TEST_V2, Kit, request
+from mesh_testkit import DR_ALL, EGRESS_VIRTUAL_SERVICE, FIFTY_V3, TEST_V2, Kit, request
 
 from pytest_istiolab.embedded.mesh import clusters, hosts, routing
 from pytest_istiolab.embedded.mesh.config import snapshot
@@ -148,20 +148,7 @@ spec:
 
 
 def test_match_port_and_gateways_conditions(kit: Kit) -> None:
-    kit.apply("""
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ext}
-spec:
-  hosts: [httpbin.org]
-  gateways: [istio-egressgateway, mesh]
-  http:
-  - match: [{gateways: [mesh], port: 80}]
-    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
-                           subset: httpbin, port: {number: 80}}, weight: 100}]
-  - match: [{gateways: [istio-egressgateway], port: 80}]
-    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
-""")
+    kit.apply(EGRESS_VIRTUAL_SERVICE)
     decision = decide(kit, "httpbin.org", port=80)
     assert decision.destinations == [Destination(
         "istio-egressgateway.istio-system.svc.cluster.local", "httpbin", 80, 100)]
