@@ -90,9 +90,9 @@ def test_the_fourteen_istio_crds_are_installed(istio, kube):
 API_RESOURCES = {
     "wasmplugins": ((), "extensions.istio.io/v1alpha1", "WasmPlugin"),
     "destinationrules": (("dr",), "networking.istio.io/v1", "DestinationRule"),
-    "envoyfilters": ((), "networking.istio.io/v1", "EnvoyFilter"),
+    "envoyfilters": ((), "networking.istio.io/v1alpha3", "EnvoyFilter"),
     "gateways": (("gw",), "networking.istio.io/v1", "Gateway"),
-    "proxyconfigs": ((), "networking.istio.io/v1", "ProxyConfig"),
+    "proxyconfigs": ((), "networking.istio.io/v1beta1", "ProxyConfig"),
     "serviceentries": (("se",), "networking.istio.io/v1", "ServiceEntry"),
     "sidecars": ((), "networking.istio.io/v1", "Sidecar"),
     "virtualservices": (("vs",), "networking.istio.io/v1", "VirtualService"),
@@ -113,8 +113,8 @@ def istio_api_resources(istio, kube):
 @pytest.mark.check("L1-C07")
 @pytest.mark.parametrize("name", sorted(API_RESOURCES))
 def test_api_resource_is_served_with_its_short_names(istio_api_resources, name):
-    """D-04: the group shows its preferred version; envoyfilters and proxyconfigs are in
-    networking.istio.io, whose preferred version is v1 on 1.26 (kubectl prints the group's)."""
+    """D-04: on 1.26 the preferred versions are v1, not the manual's v1beta1/v1alpha1;
+    envoyfilters (v1alpha3) and proxyconfigs (v1beta1) are served at one version only."""
     short, api_version, kind = API_RESOURCES[name]
     served = istio_api_resources[name]
     assert (served.short_names, served.api_version, served.namespaced, served.kind) == (
