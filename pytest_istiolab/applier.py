@@ -22,7 +22,7 @@ class Applier:
 
     def __call__(self, manifest: str | Path, *, namespace: str | None = None,
                  **variables: str) -> list[ObjectRef]:
-        docs = manifests.load(manifest, **variables)
+        docs = manifests.load(manifest, None, **variables)
         refs = self.kube.apply(docs, namespace=namespace or self.namespace)
         self.sources.append((str(manifest), manifests.dump(docs)))
         for ref in refs:
@@ -33,7 +33,7 @@ class Applier:
     def delete(self, manifest: str | Path, *, namespace: str | None = None,
                **variables: str) -> None:
         """Delete what ``manifest`` describes (like ``kubectl delete -f``; missing is fine)."""
-        docs = manifests.load(manifest, **variables)
+        docs = manifests.load(manifest, None, **variables)
         ns = namespace or self.namespace
         refs = [self.kube.ref_for(doc, ns) for doc in docs]
         self.kube.delete_all(refs)

@@ -1,4 +1,7 @@
-"""Option names, ini keys, environment variables, markers and defaults: one place, reused by code and tests."""
+"""Option names, ini keys, environment variables, markers and defaults.
+
+One place, reused by code and tests.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,8 @@ OPT_KIND_NAME = Option("--istio-kind-name", "istio_kind_name", "ISTIOLAB_KIND_NA
 OPT_KIND_IMAGE = Option("--istio-kind-image", "istio_kind_image", "ISTIOLAB_KIND_IMAGE",
                         "kind node image, e.g. kindest/node:v1.32.2")
 OPT_OFFLINE = Option("--istio-offline", "istio_offline", "ISTIOLAB_OFFLINE",
-                     "never download istioctl (use --istio-istioctl, PATH or the cache): true/false",
+                     "never download istioctl (use --istio-istioctl, PATH or the cache): "
+                     "true/false",
                      "false", ("true", "false"))
 OPT_RELEASE_URL = Option("--istio-release-url", "istio_release_url", "ISTIOLAB_RELEASE_URL",
                          "base URL of Istio releases for istioctl downloads (a mirror)")

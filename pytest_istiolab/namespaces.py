@@ -1,4 +1,4 @@
-"""Lab namespaces: unique per run, labelled for sidecar injection as the lab needs, removed after."""
+"""Lab namespaces: unique per run, labelled for injection as the lab needs, removed after."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pytest hooks of pytest-istiolab: options, ini keys, markers, header, skips, reports. Hooks only."""
+"""pytest hooks of pytest-istiolab: options, ini keys, markers, header, skips, reports."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from . import constants as c
 from . import reporting
-from .errors import IstioLabError, UsageError
+from .errors import IstioLabError
 from .providers.base import ClusterHandle, ClusterProvider
 from .providers.kind import handle_from_json, handle_to_json
 from .session import HandedOver, make_provider

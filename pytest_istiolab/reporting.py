@@ -63,7 +63,8 @@ def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     if parts:
         text = "\n".join(parts)
         if len(text) > DIAGNOSTICS_LIMIT:
-            text = text[:DIAGNOSTICS_LIMIT] + f"\n... ({len(text) - DIAGNOSTICS_LIMIT} more characters)"
+            more = len(text) - DIAGNOSTICS_LIMIT
+            text = text[:DIAGNOSTICS_LIMIT] + f"\n... ({more} more characters)"
         report.sections.append(("istiolab diagnostics", text))
 
 

@@ -1,4 +1,4 @@
-"""The sample applications the labs use, deployed from ``manifests/samples`` and driven like the manual."""
+"""The sample apps the labs use, deployed from ``manifests/samples``, driven like the manual."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ class HandedOver:
 class ClusterSession:
     """The cluster of a run, whichever provider made it."""
 
-    def __init__(self, settings: Settings, provider: ClusterProvider, handle: ClusterHandle) -> None:
+    def __init__(self, settings: Settings, provider: ClusterProvider,
+                 handle: ClusterHandle) -> None:
         self.settings, self.provider, self.handle = settings, provider, handle
         self.timeouts = Timeouts.for_provider(handle.provider)
         self.commands = CommandLog()

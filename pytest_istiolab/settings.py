@@ -1,4 +1,4 @@
-"""Settings: what the user asked for, from options, ini keys and environment variables, validated."""
+"""Settings: what the user asked for (options, ini keys, environment variables), validated."""
 
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def _check_embedded(profile: str, version: str) -> None:
         reason = c.EMBEDDED_PROFILE_LIMITS.get(profile, "it is not modelled")
         raise UsageError(
             f"the embedded cluster cannot run profile {profile!r}: {reason}",
-            f"run it on a real cluster ({c.OPT_CLUSTER.flag}=existing --istio-context NAME), or pick "
-            f"a profile the embedded cluster models: {', '.join(c.EMBEDDED_PROFILES)}")
+            f"run it on a real cluster ({c.OPT_CLUSTER.flag}=existing --istio-context NAME), "
+            f"or pick a profile the embedded cluster models: {', '.join(c.EMBEDDED_PROFILES)}")
     if version != c.DEFAULT_ISTIO_VERSION:
         raise UsageError(f"the embedded cluster models Istio {c.DEFAULT_ISTIO_VERSION} only, "
                          f"not {version}",

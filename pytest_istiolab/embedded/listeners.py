@@ -57,6 +57,11 @@ class Binding:
     port: int  # the Service port
 
 
+def _service_node_ports(runtime: Runtime) -> set[int]:
+    return {int(p["nodePort"]) for svc in runtime.store.by_kind("", "services")
+            for p in (svc.get("spec") or {}).get("ports") or [] if p.get("nodePort")}
+
+
 def desired_bindings(runtime: Runtime) -> dict[int, Binding]:
     """nodePort -> Binding for every NodePort whose target something listens on."""
     snap = snapshot(runtime)
@@ -109,6 +114,7 @@ class ListenerManager:
             servers, self._servers = list(self._servers.values()), {}
         for server in servers:
             server.close()
+        self.runtime.node_ports.close()
 
     def _on_event(self, event: Event) -> None:
         if event.rtype.key in WATCHED:
@@ -116,19 +122,29 @@ class ListenerManager:
 
     def reconcile(self) -> None:
         wanted = desired_bindings(self.runtime)
+        holds = self.runtime.node_ports
         with self._lock:
             for port, server in list(self._servers.items()):
                 if wanted.get(port) != server.binding:
                     del self._servers[port]
                     server.close()
+                    holds.give_back(port)
             for port, binding in wanted.items():
                 if port not in self._servers:
                     self._open(port, binding)
+            holds.keep_only(_service_node_ports(self.runtime) | set(self._servers))
 
     def _open(self, port: int, binding: Binding) -> None:
+        sock = self.runtime.node_ports.lend(port)
+        if sock is None:
+            self.errors[port] = (f"cannot listen on {self.host}:{port}: another process on this "
+                                 "host holds the port")
+            log.warning(self.errors[port])
+            return
         try:
-            server = _NodePortServer((self.host, port), self.runtime, binding)
+            server = _NodePortServer(sock, self.runtime, binding)
         except OSError as problem:
+            sock.close()
             self.errors[port] = f"cannot listen on {self.host}:{port}: {problem}"
             log.warning(self.errors[port])
             return
@@ -141,11 +157,16 @@ class _NodePortServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], runtime: Runtime, binding: Binding) -> None:
+    def __init__(self, sock: socket.socket, runtime: Runtime, binding: Binding) -> None:
+        """Serve on ``sock``, a socket already bound to the NodePort (held by the runtime)."""
         self.runtime, self.binding = runtime, binding
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()
+        self.server_activate()
         self._thread: threading.Thread | None = None
 
     def serve_in_background(self) -> None:

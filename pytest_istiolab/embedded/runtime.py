@@ -7,6 +7,7 @@ tools, listeners) receives one :class:`Runtime`; none of them keeps cluster stat
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -113,6 +114,82 @@ def iso_millis(t: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+class NodePortHolds:
+    """NodePorts this cluster owns on the host, held by a bound (not listening) socket.
+
+    Several embedded clusters may run on one machine (one per xdist worker). A NodePort is
+    allocated only if this process can bind it, and stays bound from allocation until the
+    Service goes away, so no other process can take it while nothing listens behind it
+    (connections are refused, as on a node whose Service has no ready backend). The listener
+    manager borrows the socket to listen on it and hands the port back when it stops.
+    The sockets never set SO_REUSEADDR: on Linux two such sockets could share a port.
+    """
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._lock = threading.Lock()
+        self._held: dict[int, socket.socket | None] = {}  # None: lent to a listener
+
+    def reserve(self, port: int) -> bool:
+        """Hold ``port`` for this cluster; False if another socket on the host has it."""
+        with self._lock:
+            if port in self._held:
+                return True
+            sock = _bind(self.host, port)
+            if sock is None:
+                return False
+            self._held[port] = sock
+            return True
+
+    def lend(self, port: int) -> socket.socket | None:
+        """The bound socket of ``port`` for a listener to ``listen()`` on (None if not held)."""
+        with self._lock:
+            if self._held.get(port) is None and port in self._held:
+                return None  # already lent
+            if port not in self._held:
+                sock = _bind(self.host, port)
+                if sock is None:
+                    return None
+                self._held[port] = sock
+            sock, self._held[port] = self._held[port], None
+            return sock
+
+    def give_back(self, port: int) -> None:
+        """A listener closed its socket: hold the port again while its Service exists."""
+        with self._lock:
+            if port in self._held and self._held[port] is None:
+                sock = _bind(self.host, port)
+                if sock is None:
+                    del self._held[port]
+                else:
+                    self._held[port] = sock
+
+    def keep_only(self, ports: set[int]) -> None:
+        """Release every held port no Service uses any more (listeners release their own)."""
+        with self._lock:
+            for port in [p for p in self._held if p not in ports and self._held[p] is not None]:
+                sock = self._held.pop(port)
+                if sock is not None:
+                    sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for sock in self._held.values():
+                if sock is not None:
+                    sock.close()
+            self._held.clear()
+
+
+def _bind(host: str, port: int) -> socket.socket | None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 @dataclass
 class Runtime:
     """Everything one embedded cluster shares between its parts."""
@@ -125,5 +202,8 @@ class Runtime:
     node_name: str = NODE_NAME
     node_ip: str = NODE_IP
 
+    node_ports: NodePortHolds = field(init=False)
+
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.node_ports = NodePortHolds(self.node_ip)

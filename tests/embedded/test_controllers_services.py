@@ -53,9 +53,9 @@ def test_loadbalancer_gets_bindable_node_ports_and_pending_status(cluster: Clust
     node_ports = [p["nodePort"] for p in svc["spec"]["ports"]]
     assert node_ports[2] == 31999
     assert all(30000 <= p <= 32767 for p in node_ports) and len(set(node_ports)) == 3
-    for port in node_ports[:2]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))  # still free for the listener manager
+    for port in node_ports:
+        with socket.socket() as s, pytest.raises(OSError):
+            s.bind(("127.0.0.1", port))  # held for this cluster: no other process can take it
     assert svc["status"]["loadBalancer"] == {}
 
 

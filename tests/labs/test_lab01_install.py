@@ -57,7 +57,8 @@ def test_install_reports_each_component(istio, line):
 def test_install_without_yes_asks_first_and_changes_nothing(istio, istioctl, kube, istio_settings):
     """D-26: without ``-y`` istioctl prompts; answering N must leave the mesh untouched."""
     before = kube.get("apps/v1", "Deployment", "istiod", ISTIO_NS)
-    result = istioctl.run(["install", "--set", f"profile={istio.profile}"], input="N\n", check=False)
+    result = istioctl.run(["install", "--set", f"profile={istio.profile}"], input="N\n",
+                          check=False)
     prompt = (f'This will install the Istio {istio_settings.version} profile "{istio.profile}" '
               "into the cluster. Proceed? (y/N)")
     assert prompt in result.stdout

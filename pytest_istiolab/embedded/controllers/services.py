@@ -1,8 +1,9 @@
 """Service allocation (ClusterIP, NodePort) and the endpoints controllers.
 
 ClusterIPs come from 10.96.0.0/12 and NodePorts from 30000-32767, unique in this runtime;
-given values are honoured. A NodePort is only handed out if 127.0.0.1:port can be bound at
-that moment, so the listener manager can serve it. ``LoadBalancer`` services get NodePorts
+given values are honoured. A NodePort is only handed out if this cluster can hold
+127.0.0.1:port (``runtime.node_ports``), so the listener manager can serve it and no other
+cluster on the host can take it. ``LoadBalancer`` services get NodePorts
 and an empty ``status.loadBalancer`` (``EXTERNAL-IP <pending>``, as on bare metal).
 
 Endpoints and EndpointSlices list the ready pods matching a Service's selector (not-ready
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-import socket
 from typing import Any
 
 from ..runtime import Runtime
@@ -79,6 +79,8 @@ def allocate_service(runtime: Runtime, svc: Obj, strict: bool = False) -> bool:
         if node_ports and not port.get("nodePort"):
             port["nodePort"] = _free_node_port(runtime, used_ports)
             used_ports.add(port["nodePort"])
+        elif node_ports:
+            runtime.node_ports.reserve(int(port["nodePort"]))  # a requested port: hold it too
         elif not node_ports:
             port.pop("nodePort", None)
     if node_ports:
@@ -140,19 +142,10 @@ def _free_node_port(runtime: Runtime, used: set[int]) -> int:
         port = rng.randint(STATIC_BAND_END + 1, high)
         if port in LAB_FIXED_NODE_PORTS:
             continue
-        if port not in used and can_bind(runtime.node_ip, port):
+        if port not in used and runtime.node_ports.reserve(port):
             return port
     raise StoreError(422, "Invalid", "no free NodePort in 30000-32767 could be bound on "
                      f"{runtime.node_ip}")
-
-
-def can_bind(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 # ------------------------------------------------------------------ endpoints
