@@ -16,8 +16,9 @@ from .ingress import Ingress
 from .installation import ISTIO_NAMESPACE, IstioInstallation, ensure_istio
 from .istioctl import Istioctl
 from .kube import Kube
+from .meshwide import MeshLock, MeshWide
 from .namespaces import Namespaces, lab_namespace_name
-from .samples import Bookinfo
+from .samples import Bookinfo, Httpbin, Sleep
 from .session import ClusterSession
 from .settings import Settings
 
@@ -93,6 +94,7 @@ def addons(cluster: ClusterSession, istio: IstioInstallation,
         for manifest in ADDONS:
             applier(manifest)
         cluster.kube.wait_for_deployments(ISTIO_NAMESPACE)
+        cluster.kube.wait_for_statefulsets(ISTIO_NAMESPACE)
     yield applier
     if istio_settings.keep != "always":
         applier.cleanup()
@@ -150,6 +152,65 @@ def bookinfo(request: pytest.FixtureRequest, cluster: ClusterSession, istio: Ist
     yield app
     if _should_remove(request, istio_settings):
         app.applier.cleanup()
+
+
+@pytest.fixture(scope="module")
+def sleep(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
+          lab_namespace: str, istio_settings: Settings) -> Iterator[Sleep]:
+    """The ``sleep`` client (curl) deployed in the lab namespace, with its sidecar."""
+    app = Sleep(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
+    with _clear_errors():
+        app.deploy()
+    yield app
+    if _should_remove(request, istio_settings):
+        app.applier.cleanup()
+
+
+@pytest.fixture(scope="module")
+def httpbin(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
+            lab_namespace: str, istio_settings: Settings) -> Iterator[Httpbin]:
+    """httpbin (the Istio 1.26 sample) deployed in the lab namespace, with its sidecar."""
+    app = Httpbin(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
+    with _clear_errors():
+        app.deploy()
+    yield app
+    if _should_remove(request, istio_settings):
+        app.applier.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mesh_lock(cluster: ClusterSession) -> MeshLock:
+    """The run's reader-writer lock over mesh-wide state (shared by all processes of a run)."""
+    return MeshLock(f"{cluster.kube.server}|{cluster.handle.context}")
+
+
+@pytest.fixture(autouse=True)
+def _mesh_shared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Lab tests hold the mesh lock shared, so no mesh-wide change happens under them."""
+    if request.node.get_closest_marker("lab") is None:
+        yield
+        return
+    lock: MeshLock = request.getfixturevalue("mesh_lock")
+    with lock.shared():
+        yield
+
+
+@pytest.fixture(scope="module")
+def mesh_wide(istio: IstioInstallation, mesh_lock: MeshLock,
+              istio_settings: Settings) -> Iterator[MeshWide]:
+    """Make mesh-wide changes (``reinstall``, ``set_mesh_config``), restored at module end.
+
+    Holds the mesh lock exclusively for the module. Skipped with ``--istio-read-only``.
+    """
+    if istio_settings.read_only:
+        pytest.skip("changes mesh-wide state, and --istio-read-only is set")
+    with mesh_lock.exclusive():
+        changes = MeshWide(istio)
+        try:
+            yield changes
+        finally:
+            with _clear_errors():
+                changes.restore()
 
 
 @pytest.fixture

@@ -74,6 +74,13 @@ class WaitMixin:
             raise self._deployments_not_ready(namespace, names, limit)
         return [state[n] for n in names] if names else list(state.values())
 
+    def wait_for_statefulsets(self, namespace: str, timeout: float | None = None) -> None:
+        """Wait until every StatefulSet's pods exist and are Ready (e.g. ``loki-0``)."""
+        for sts in self._list("apps/v1", "StatefulSet", namespace, None)[0]:
+            selector = (sts.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+            self.wait_for_pods_ready(namespace, ",".join(f"{k}={v}" for k, v in selector.items()),
+                                     count=int(sts["spec"].get("replicas", 1)), timeout=timeout)
+
     # ------------------------------------------------------------------ list + watch
     def watch_until(self, api_version: str, kind: str, namespace: str | None,
                     label_selector: str | None, done: Callable[[State], bool],

@@ -76,3 +76,32 @@ class Bookinfo(App):
         headers = {"Cookie": f"session={user_cookie}"} if user_cookie else None
         result = self.exec(from_app, traffic.batch_argv(urls, headers=headers))
         return traffic.parse_batch(result.stdout)
+
+
+@dataclass
+class Sleep(App):
+    """The ``sleep`` client (curlimages/curl): sends requests from inside the mesh."""
+
+    def deploy(self) -> Sleep:
+        self.applier(SLEEP)
+        self.kube.wait_for_deployments(self.namespace, ["sleep"])
+        return self
+
+    def curl(self, url: str, **options: object) -> ExecResult:
+        """One ``curl`` from the sleep container (options as :func:`traffic.curl_argv`)."""
+        return self.exec("sleep", traffic.curl_argv(url, **options))  # type: ignore[arg-type]
+
+    def batch(self, urls: list[str], **options: object) -> list[traffic.CurlResult]:
+        """N requests in one exec: one ``-w`` line per transfer, parsed."""
+        result = self.exec("sleep", traffic.batch_argv(urls, **options))  # type: ignore[arg-type]
+        return traffic.parse_batch(result.stdout)
+
+
+@dataclass
+class Httpbin(App):
+    """httpbin (the 1.26 sample: go-httpbin, Service 8000 -> 8080)."""
+
+    def deploy(self) -> Httpbin:
+        self.applier(HTTPBIN)
+        self.kube.wait_for_deployments(self.namespace, ["httpbin"])
+        return self
