@@ -143,6 +143,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, IstioLabError):
+        report.longrepr = reporting.short_error(item, call.excinfo)
     if report.failed:
         reporting.attach_diagnostics(item, report)
     reporting.record_outcome(item, report)

@@ -43,6 +43,16 @@ def failed_under(config: pytest.Config, nodeid: str) -> bool:
     return any(o == "failed" and k.startswith(nodeid) for k, o in outcomes.items())
 
 
+def short_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """Our errors name cause and fix already: show them with the test line, no traceback."""
+    where = ""
+    for entry in reversed(excinfo.traceback):
+        if str(entry.path) == str(item.path):
+            where = f"{entry.path}:{entry.lineno + 1}: "
+            break
+    return f"{where}{type(excinfo.value).__name__}: {excinfo.value}"
+
+
 def any_failed(config: pytest.Config) -> bool:
     return any(o == "failed" for o in config.stash.get(OUTCOMES_KEY, {}).values())
 
