@@ -66,7 +66,8 @@ def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
             parts.append(f"--- applied {manifest}\n{text}")
     if session is not None:
         for description, output in session.commands.since(item.stash.get(COMMAND_MARK_KEY, 0)):
-            parts.append(f"--- $ {description}\n{output}")
+            command = description if description.startswith("$") else f"$ {description}"
+            parts.append(f"--- {command}\n{output}")
         namespace = _namespace_of(item)
         if namespace:
             parts.append(_namespace_diagnostics(session, namespace))
