@@ -85,9 +85,15 @@ OPT_READ_ONLY = Option("--istio-read-only", "istio_read_only", "ISTIOLAB_READ_ON
                        "skip labs that change mesh-wide state (mesh config, mesh-wide "
                        "PeerAuthentication, reinstall): true/false", "false", ("true", "false"))
 
+OPT_CONFORMANCE_REPORT = Option("--istio-conformance-report", "istio_conformance_report",
+                                "ISTIOLAB_CONFORMANCE_REPORT",
+                                "write the per-lab, per-check conformance result as JSON to this "
+                                "path (for diffs between nightly runs or across an upgrade)")
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
-                               OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY)
+                               OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
+                               OPT_CONFORMANCE_REPORT)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from . import conformance, reporting
 from . import constants as c
-from . import reporting
 from .errors import IstioLabError
+from .installation import inspect_cluster
 from .providers.base import ClusterHandle, ClusterProvider
 from .providers.kind import handle_from_json, handle_to_json
 from .session import HandedOver, make_provider
@@ -46,6 +47,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _settings(config)
         config.stash[SETTINGS_KEY] = settings
+        if not _is_worker(config):
+            config.pluginmanager.register(conformance.Collector(config), "istiolab-conformance")
         _preflight(config, settings)
     except IstioLabError as err:
         raise pytest.UsageError(str(err)) from None
@@ -65,7 +68,8 @@ def _preflight(config: pytest.Config, settings: Settings) -> None:
     if _is_worker(config):
         return
     if settings.cluster == "existing" and not config.option.collectonly:
-        make_provider(settings).start()  # checks context and reachability (bounded: 10 s)
+        handle = make_provider(settings).start()  # context and reachability (bounded: 10 s)
+        reporting.register_plan(config, inspect_cluster(settings, handle))  # header lines
     if settings.cluster == "kind" and _uses_xdist(config) and not config.option.collectonly:
         provider = make_provider(settings)
         config.stash[SHARED_HANDLE_KEY] = provider.start()
@@ -120,7 +124,7 @@ def pytest_configure_node(node: object) -> None:  # pragma: no cover - xdist hoo
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
-    return [settings.header()] if settings else []
+    return [settings.header(), *reporting.plan_lines(config)] if settings else []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -138,6 +142,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     reporting.mark_commands(item)
+    conformance.annotate(item)
+
 
 
 @pytest.hookimpl(wrapper=True)
@@ -152,7 +158,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    reporting.write_summary(terminalreporter, config)
+    conformance.write_terminal(terminalreporter, config)
+    reporting.write_warnings(terminalreporter, config)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    target = config.getoption(c.OPT_CONFORMANCE_REPORT.dest, None) or config.getini(
+        c.OPT_CONFORMANCE_REPORT.ini) or os.environ.get(c.OPT_CONFORMANCE_REPORT.env)
+    if target and settings is not None and not _is_worker(config):
+        header = {"istio_version": settings.version, "profile": settings.profile,
+                  "cluster": settings.cluster, "context": settings.context,
+                  "seed": settings.seed if settings.cluster == "embedded" else None,
+                  "exit_status": int(exitstatus)}
+        conformance.write_json(Path(target), config, header)
+        terminalreporter.write_line(f"istiolab conformance report: {target}")
 
 
 def pytest_internalerror(excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]) -> None:

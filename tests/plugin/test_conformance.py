@@ -1,0 +1,49 @@
+"""The per-lab conformance summary and its JSON report, with and without xdist."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+LAB_TESTS = """
+import pytest
+
+@pytest.mark.lab(1)
+@pytest.mark.check("L1-C05")
+def test_ok():
+    pass
+
+@pytest.mark.lab(1)
+@pytest.mark.check("L1-C06")
+def test_broken():
+    assert False
+
+@pytest.mark.lab(2)
+@pytest.mark.check("L2-C01", "L2-C02")
+@pytest.mark.requires("egress-gateway")
+def test_needs_egress():
+    pass
+
+def test_not_a_lab():
+    pass
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_summary_and_json_report(pytester, xdist):
+    pytester.makepyfile(LAB_TESTS)
+    report = pytester.path / "conformance.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--istio-profile=default",
+                                           f"--istio-conformance-report={report}", *xdist)
+    result.stdout.fnmatch_lines([
+        "*istiolab conformance*",
+        "Lab 1: FAILURE - 1 passed, 1 failed, 0 skipped; checks covered: 2",
+        "Lab 2: PARTIAL - 0 passed, 0 failed, 1 skipped; checks covered: 2",
+    ])
+    data = json.loads(report.read_text())
+    assert (data["profile"], data["istio_version"], data["cluster"]) == ("default", "1.26.0",
+                                                                        "embedded")
+    assert data["labs"]["1"]["checks"] == {"L1-C05": "passed", "L1-C06": "failed"}
+    assert data["labs"]["2"]["checks"] == {"L2-C01": "skipped", "L2-C02": "skipped"}
+    assert data["labs"]["2"]["status"] == "PARTIAL"
