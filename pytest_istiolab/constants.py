@@ -90,10 +90,19 @@ OPT_CONFORMANCE_REPORT = Option("--istio-conformance-report", "istio_conformance
                                 "write the per-lab, per-check conformance result as JSON to this "
                                 "path (for diffs between nightly runs or across an upgrade)")
 
+DEFAULT_EXTERNAL_HOST = "httpbin.org"
+# External hosts the embedded cluster models (embedded/mesh/internet.py, catalogue Appendix B).
+EMBEDDED_EXTERNAL_HOSTS: tuple[str, ...] = (DEFAULT_EXTERNAL_HOST,)
+OPT_EXTERNAL_HOST = Option("--istio-external-host", "istio_external_host",
+                           "ISTIOLAB_EXTERNAL_HOST",
+                           "external host the egress labs (3.4, 3.6) call over HTTP on port 80; "
+                           "it must serve httpbin's /headers and /ip (air-gapped clusters: a "
+                           "reachable Python httpbin)", DEFAULT_EXTERNAL_HOST)
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
                                OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
-                               OPT_CONFORMANCE_REPORT)
+                               OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,7 @@ class Settings:
     offline: bool = False
     release_url: str | None = None
     read_only: bool = False
+    external_host: str = c.DEFAULT_EXTERNAL_HOST
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -69,8 +71,10 @@ def from_lookup(get: Lookup, workdir: Path) -> Settings:
     if not _looks_like_version(version):
         raise UsageError(f"{c.OPT_VERSION.flag}={version!r} is not an Istio version",
                          f"pass a release such as {c.DEFAULT_ISTIO_VERSION}")
+    external_host = _host_name(get(c.OPT_EXTERNAL_HOST) or c.DEFAULT_EXTERNAL_HOST)
     if cluster == "embedded":
         _check_embedded(profile, version)
+        _check_embedded_host(external_host)
     if cluster == "existing" and not get(c.OPT_CONTEXT):
         raise UsageError(f"{c.OPT_CLUSTER.flag}=existing needs an explicit context: the suite "
                          "never picks the current context of a real cluster by itself",
@@ -84,7 +88,7 @@ def from_lookup(get: Lookup, workdir: Path) -> Settings:
         kind_name=get(c.OPT_KIND_NAME) or None, kind_image=get(c.OPT_KIND_IMAGE) or None,
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
-        read_only=_flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY),
+        read_only=_flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY), external_host=external_host,
     )
 
 
@@ -125,6 +129,23 @@ def _seed(raw: str | None) -> int:
     except ValueError:
         raise UsageError(f"{c.OPT_SEED.flag}={raw!r} is not an integer",
                          f"pass a whole number, e.g. {c.OPT_SEED.flag}=1234") from None
+
+
+def _host_name(raw: str) -> str:
+    host = raw.strip().lower().rstrip(".")
+    labels = host.split(".")
+    if not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels):
+        raise UsageError(f"{c.OPT_EXTERNAL_HOST.flag}={raw!r} is not a DNS host name",
+                         f"pass a host name such as {c.DEFAULT_EXTERNAL_HOST} (no scheme, port "
+                         "or path)")
+    return host
+
+
+def _check_embedded_host(host: str) -> None:
+    if host not in c.EMBEDDED_EXTERNAL_HOSTS:
+        raise UsageError(f"the embedded cluster models only {', '.join(c.EMBEDDED_EXTERNAL_HOSTS)} "
+                         f"as an external host, not {host}",
+                         f"drop {c.OPT_EXTERNAL_HOST.flag}, or use it on a real cluster")
 
 
 def _looks_like_version(v: str) -> bool:
