@@ -130,6 +130,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[SETTINGS_KEY]
     for item in items:
+        conformance.annotate(item)
         lab = item.get_closest_marker(c.MARK_LAB)
         if lab is not None and lab.args:
             item.add_marker(f"lab{lab.args[0]}")
@@ -142,7 +143,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     reporting.mark_commands(item)
-    conformance.annotate(item)
 
 
 
