@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,8 +57,6 @@ def cluster(istio_settings: Settings, pytestconfig: pytest.Config) -> Iterator[C
     reporting.register_session(pytestconfig, session)
     yield session
     session.close()
-    if istio_settings.cluster == "embedded":
-        shutil.rmtree(istio_settings.workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +73,18 @@ def istioctl(cluster: ClusterSession) -> Istioctl:
 
 
 @pytest.fixture(scope="session")
-def istio(cluster: ClusterSession, istio_settings: Settings) -> IstioInstallation:
+def istio(cluster: ClusterSession, istio_settings: Settings,
+          pytestconfig: pytest.Config) -> IstioInstallation:
     """Istio installed with ``--istio-profile`` (pre-check, then ``istioctl install -y``).
 
-    On a cluster where istiod already runs, the installed mesh is tested as it is.
+    ``--istio-install`` decides: ``if-missing`` (default) tests a running istiod as it is and
+    reports a version other than ``--istio-version``; ``always`` (re)installs; ``never`` fails
+    on a cluster without Istio.
     """
     with _clear_errors():
-        return ensure_istio(cluster, istio_settings.profile)
+        installation = ensure_istio(cluster, istio_settings.profile)
+    reporting.note_warnings(pytestconfig, installation.warnings)
+    return installation
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from pathlib import Path
 
 from ..embedded import EmbeddedCluster
@@ -33,6 +35,10 @@ class EmbeddedProvider:
             extra={"url": cluster.url, "seed": str(self.seed)})
 
     def stop(self) -> None:
+        """Stop the cluster and remove its files (kubeconfig, istioctl wrapper)."""
         if self._cluster is not None:
             self._cluster.stop()
             self._cluster = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.workdir.parent.rmdir()  # the run's directory, if nothing else is in it
