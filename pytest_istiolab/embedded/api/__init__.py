@@ -7,8 +7,11 @@ merge/JSON/strategic patches, a simplified server-side apply, ``pods/log`` (with
 and ``pods/exec`` over websockets (v5/v4 channel protocols), following
 ``reference/kubernetes-wire.md``.
 
+Custom resources are checked against their CRD's schema on writes (``fieldValidation``
+Strict/Warn/Ignore; server-side apply always strict; see :mod:`.writes`).
+
 Not modelled: authentication and RBAC (any token is accepted), schemas and field
-validation (``fieldValidation=Strict`` keeps unknown fields), aggregated discovery (kubectl
+validation of built-in kinds (unknown fields are kept), aggregated discovery (kubectl
 falls back to the legacy documents), protobuf and CBOR, SPDY (``kubectl port-forward``,
 ``kubectl exec`` older than 1.30), ``pods/attach`` and ``pods/portforward``, managedFields
 and apply conflicts, ``propagationPolicy=Orphan``.

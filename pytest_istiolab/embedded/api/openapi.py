@@ -7,8 +7,8 @@ version's document therefore lists, per resource, a PATCH operation tagged with 
 ``x-kubernetes-group-version-kind`` and that parameter, and nothing else.
 
 Not modelled: schemas (``kubectl explain`` finds nothing; kubectl computes client-side
-apply patches from its compiled-in types instead) and the validation itself:
-``fieldValidation=Strict`` is accepted and unknown fields are kept. ``/openapi/v2`` is 404.
+apply patches from its compiled-in types instead). The validation itself happens on writes
+(custom resources only, :mod:`.writes`). ``/openapi/v2`` is 404.
 """
 
 from __future__ import annotations

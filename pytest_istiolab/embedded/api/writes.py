@@ -6,6 +6,12 @@ types kube-apiserver returns objects for (pods, services, service accounts, PVCs
 quotas, and the finalizer-bearing namespaces and CRDs) and a ``Status`` Success otherwise.
 ``propagationPolicy`` is accepted; the store always garbage-collects dependents in the
 background (``Orphan`` is not modelled).
+
+Custom resources are checked against their CRD's schema on every write (:mod:`..schema`):
+fields the schema does not declare fail the request with ``fieldValidation=Strict`` (400,
+``strict decoding error``), are dropped with a ``Warning: 299`` header under ``Warn`` (the
+default) and silently under ``Ignore``; server-side apply always fails on them (500, "field
+not declared in schema"). Built-in kinds are not checked (no schemas are modelled for them).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import schema
 from ..resources import ResourceType
 from ..store import StoreError, now_rfc3339
 from . import apply as ssa
@@ -58,9 +65,39 @@ async def create(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
         raise bad_request("resourceVersion should not be set on objects to be created")
     if t.rt.key == ("", "secrets"):
         body.setdefault("type", "Opaque")  # kube-apiserver's defaulting
+    body, warnings = validate_fields(request, t, body)
     if dry_run(request):
-        return json_response(t.present(_dry_create(ctx, t, body)), 201)
-    return json_response(t.present(ctx.store.create(t.rt, body, t.namespace)), 201)
+        return with_warnings(json_response(t.present(_dry_create(ctx, t, body)), 201), warnings)
+    created = ctx.store.create(t.rt, body, t.namespace)
+    return with_warnings(json_response(t.present(created), 201), warnings)
+
+
+def validate_fields(request: web.Request, t: Target, obj: Obj) -> tuple[Obj, list[str]]:
+    """Unknown fields of a custom resource under the request's ``fieldValidation``: the object
+    to store and the warnings to send (raises for ``Strict``)."""
+    if ssa.is_builtin(t.rt):
+        return obj, []
+    return schema.enforce_field_validation(t.rt, obj, request.query.get("fieldValidation"))
+
+
+def _validate_patched(request: web.Request, t: Target, obj: Obj) -> tuple[Obj, list[str]]:
+    """As :func:`validate_fields`; a patch's strict error has no "cannot be handled" prefix
+    (kube-apiserver's patch handler does not wrap the decoding error)."""
+    try:
+        return validate_fields(request, t, obj)
+    except StoreError as err:
+        _, sep, rest = err.message.partition(": strict decoding error: ")
+        if err.code == 400 and sep:
+            raise StoreError(400, "BadRequest", f"strict decoding error: {rest}") from None
+        raise
+
+
+def with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    """``Warning: 299 - "<text>"`` headers, one per warning (kubectl prints each)."""
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{quoted}"')
+    return response
 
 
 def _dry_create(ctx: ApiContext, t: Target, body: Obj) -> Obj:
@@ -92,13 +129,15 @@ async def update(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
     if body_name and body_name != name:
         raise bad_request(f"the name of the object ({body_name}) does not match the name on "
                           f"the URL ({name})")
+    body, warnings = validate_fields(request, t, body)
     if dry_run(request):
         current = ctx.store.get(t.rt, t.namespace, name)
         sent = (body.get("metadata") or {}).get("resourceVersion")
         if sent and sent != current["metadata"]["resourceVersion"]:
             raise conflict(t.rt, name)
-        return json_response(t.present(body))
-    return json_response(t.present(ctx.store.update(t.rt, body, t.namespace, name, t.sub)))
+        return with_warnings(json_response(t.present(body)), warnings)
+    updated = ctx.store.update(t.rt, body, t.namespace, name, t.sub)
+    return with_warnings(json_response(t.present(updated)), warnings)
 
 
 # ------------------------------------------------------------------ patch
@@ -109,13 +148,17 @@ async def patch(request: web.Request, ctx: ApiContext, t: Target) -> web.Respons
     body = await read_body(request, allow_list=True)
     apply_fn = patch_function(t.rt, ctype, body)
     name = str(t.name)
+    warnings: list[str] = []
 
     def edit(current: Obj) -> Obj:
-        return merge_result(t, current, _patched(apply_fn, current), name)
+        patched, warnings[:] = _validate_patched(request, t, _patched(apply_fn, current))
+        return merge_result(t, current, patched, name)
 
     if dry_run(request):
-        return json_response(t.present(edit(ctx.store.get(t.rt, t.namespace, name))))
-    return json_response(t.present(ctx.store.mutate(t.rt, t.namespace, name, edit)))
+        result = edit(ctx.store.get(t.rt, t.namespace, name))
+    else:
+        result = ctx.store.mutate(t.rt, t.namespace, name, edit)
+    return with_warnings(json_response(t.present(result)), warnings)
 
 
 def patch_function(rt: ResourceType, ctype: str, body: Any) -> Any:
@@ -175,6 +218,11 @@ async def _apply(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
     if (config.get("metadata") or {}).get("name", name) != name:
         raise bad_request("the name of the object does not match the name on the URL")
     config = ssa.clean_config(config)
+    if not ssa.is_builtin(t.rt):  # apply is strict whatever fieldValidation says
+        meta = {**(config.get("metadata") or {}), "name": name}
+        if t.namespace:
+            meta["namespace"] = t.namespace
+        schema.enforce_field_validation(t.rt, {**config, "metadata": meta}, apply=True)
     current = ctx.store.try_get(t.rt, t.namespace, name)
     if current is None:
         return await _apply_create(request, ctx, t, config, manager)
