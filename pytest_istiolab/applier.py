@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import manifests
+from .errors import ClusterError
 from .kube import Kube, ObjectRef
 
 
@@ -23,9 +24,14 @@ class Applier:
     def __call__(self, manifest: str | Path, *, namespace: str | None = None,
                  **variables: str) -> list[ObjectRef]:
         docs = manifests.load(manifest, None, **variables)
-        refs = self.kube.apply(docs, namespace=namespace or self.namespace)
         self.sources.append((str(manifest), manifests.dump(docs)))
-        for ref in refs:
+        refs = []
+        for doc in docs:  # one by one: what was applied before a failure is still cleaned up
+            try:
+                ref = self.kube.apply([doc], namespace=namespace or self.namespace)[0]
+            except ClusterError as err:
+                raise ClusterError(f"{manifest}: {err.cause}", err.fix) from err
+            refs.append(ref)
             if ref not in self.applied:
                 self.applied.append(ref)
         return refs
