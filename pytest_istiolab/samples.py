@@ -66,7 +66,9 @@ class Bookinfo(App):
         if user is None:
             return ingress.get("/productpage")
         with ingress.session() as client:
-            client.post("/login", data={"username": user, "passwd": "password"})
+            # productpage redirects to the Referer after login (none: a 500, no session)
+            client.post("/login", data={"username": user, "passwd": "password"},
+                        headers={"Referer": ingress.url("/productpage")})
             return client.get("/productpage")
 
     def product_pages_in_mesh(self, count: int, *, from_app: str = "ratings",
