@@ -1,16 +1,149 @@
-"""Istio on the cluster: pre-check, install with a profile, version, mesh config."""
+"""Istio on the cluster: what is installed, the install policy, the run's plan, install.
+
+``--istio-install`` decides what a run does about Istio:
+
+* ``if-missing`` (default): when istiod runs, the installed mesh is tested as it is, and a
+  version other than ``--istio-version`` is reported (header, terminal summary), never fixed;
+  otherwise ``istioctl x precheck`` then ``istioctl install --set profile=P -y``;
+* ``always``: install (or upgrade/reinstall) with the profile, whatever is there;
+* ``never``: test what is there; a cluster without istiod is an error naming the fix.
+
+What is installed is read through the API: the ``istiod`` Deployment in ``istio-system`` and its
+``discovery`` container image tag (``docker.io/istio/pilot:1.26.0`` -> 1.26.0). Revisioned
+installs (``istiod-<rev>``) and meshes in another namespace are not detected.
+
+An Istio the run installs stays installed at the end: it is the mesh under test, the plan says
+so up front, and a later run finds it and tests it as is.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
+from .constants import LABEL_MANAGED
+from .errors import ClusterError
 from .istioctl import IstioVersion
+from .kube import Kube
+from .providers.base import ClusterHandle
 from .session import ClusterSession
+from .settings import Settings
+from .timeouts import Timeouts
 
 ISTIO_NAMESPACE = "istio-system"
+ISTIOD = "istiod"
+_TAG_VERSION = re.compile(r"^v?(\d+\.\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class FoundIstio:
+    """What the cluster runs: istiod's image, and the version read from its tag."""
+
+    image: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.image is not None
+
+    @property
+    def version(self) -> str | None:
+        if not self.image or ":" not in self.image.rsplit("/", 1)[-1]:
+            return None
+        match = _TAG_VERSION.match(self.image.rsplit(":", 1)[1])
+        return match.group(1) if match else None
+
+    def describe(self) -> str:
+        if not self.present:
+            return f"Istio is not installed (no Deployment {ISTIOD} in {ISTIO_NAMESPACE})"
+        version = self.version or "of unknown version"
+        return f"found Istio {version} in {ISTIO_NAMESPACE} (istiod image {self.image})"
+
+
+def find_istio(kube: Kube) -> FoundIstio:
+    """istiod's image, read from its Deployment (``FoundIstio()`` when there is none)."""
+    deployment = kube.get("apps/v1", "Deployment", ISTIOD, ISTIO_NAMESPACE)
+    if deployment is None:
+        return FoundIstio()
+    containers = deployment["spec"]["template"]["spec"].get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == "discovery"),
+                  containers[0] if containers else {})
+    return FoundIstio(str(chosen.get("image") or "(no image)"))
+
+
+def not_installed(where: str) -> ClusterError:
+    return ClusterError(f"Istio is not installed on {where} (no Deployment {ISTIOD} in "
+                        f"{ISTIO_NAMESPACE}) and --istio-install=never",
+                        "pass --istio-install=if-missing|always to let the run install it, or "
+                        "install Istio first")
+
+
+def version_mismatch(found: FoundIstio, settings: Settings) -> str | None:
+    """The warning for a mesh tested as is whose version is not ``--istio-version``."""
+    if not found.present or settings.install == "always" or found.version == settings.version:
+        return None
+    seen = found.version or f"of unknown version (image {found.image})"
+    return (f"WARNING: Istio {seen} is installed but --istio-version is {settings.version}: "
+            "the installed mesh is tested as it is (Lab 1's version check will fail); pass "
+            f"--istio-install=always to install {settings.version}, or "
+            f"--istio-version={found.version or 'X'} to test what is there")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run found and what it will change: header lines, and warnings for the summary."""
+
+    lines: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def plan_run(settings: Settings, handle: ClusterHandle, found: FoundIstio) -> RunPlan:
+    """The plan for ``handle``'s cluster; ClusterError when ``never`` meets a bare cluster."""
+    where = handle.description
+    if settings.install == "never" and not found.present:
+        raise not_installed(f"context {handle.context}")
+    server = handle.extra.get("server_version")
+    lines = [f"istiolab: {where}" + (f", Kubernetes {server}" if server else ""),
+             f"istiolab: {found.describe()}",
+             f"istiolab: this run will {_install_action(settings, found)}",
+             f"istiolab: this run will create namespaces labelled {LABEL_MANAGED}="
+             f"pytest-istiolab and {_keep_action(settings.keep)}",
+             "istiolab: mesh-wide changes (Labs 3.4, 7, 9.1) "
+             + ("are skipped (--istio-read-only)" if settings.read_only else
+                "are recorded and restored at the end of their lab")]
+    warning = version_mismatch(found, settings)
+    return RunPlan(tuple(lines) + ((f"istiolab: {warning}",) if warning else ()),
+                   (warning,) if warning else ())
+
+
+def inspect_cluster(settings: Settings, handle: ClusterHandle) -> RunPlan:
+    """Read what Istio ``handle``'s cluster runs and plan the run (one API request)."""
+    kube = Kube(handle.kubeconfig, handle.context, Timeouts.for_provider(handle.provider))
+    try:
+        found = find_istio(kube)
+    finally:
+        kube.close()
+    return plan_run(settings, handle, found)
+
+
+def _install_action(settings: Settings, found: FoundIstio) -> str:
+    target = f"Istio {settings.version} profile {settings.profile}"
+    if settings.install == "always":
+        verb = "reinstall/upgrade to" if found.present else "install"
+        return f"{verb} {target} with istioctl (--istio-install=always); it stays installed"
+    if found.present:
+        return f"test the installed mesh as it is, no install (--istio-install={settings.install})"
+    return f"install {target} with istioctl (--istio-install=if-missing); it stays installed"
+
+
+def _keep_action(keep: str) -> str:
+    if keep == "always":
+        return "keep them (--istio-keep=always)"
+    if keep == "on-failure":
+        return "delete them at the end unless a test in them failed (--istio-keep=on-failure)"
+    return "delete them at the end (--istio-keep=never)"
 
 
 @dataclass
@@ -21,6 +154,8 @@ class IstioInstallation:
     profile: str
     precheck: subprocess.CompletedProcess[str] | None
     install: subprocess.CompletedProcess[str] | None
+    found: FoundIstio = field(default_factory=FoundIstio)
+    warnings: tuple[str, ...] = ()
 
     @property
     def installed_by_run(self) -> bool:
@@ -39,14 +174,20 @@ class IstioInstallation:
 
 
 def ensure_istio(session: ClusterSession, profile: str) -> IstioInstallation:
-    """Install ``profile`` unless istiod already runs (then the installed mesh is tested as is)."""
-    kube, ctl = session.kube, session.istioctl
-    if kube.get("apps/v1", "Deployment", "istiod", ISTIO_NAMESPACE) is not None:
-        found = IstioInstallation(session, profile, None, None)
-        found.wait_ready()
-        return found
+    """Apply the run's install policy (``session.settings.install``, see the module docstring)."""
+    settings, kube = session.settings, session.kube
+    found = find_istio(kube)
+    if settings.install == "never" and not found.present:
+        raise not_installed(f"context {session.handle.context} ({session.handle.description})")
+    if found.present and settings.install != "always":
+        warning = version_mismatch(found, settings)
+        as_is = IstioInstallation(session, profile, None, None, found,
+                                  (warning,) if warning else ())
+        as_is.wait_ready()
+        return as_is
+    ctl = session.istioctl
     precheck = ctl.precheck()
     install = ctl.install(profile)
-    installed = IstioInstallation(session, profile, precheck, install)
+    installed = IstioInstallation(session, profile, precheck, install, found)
     installed.wait_ready()
     return installed

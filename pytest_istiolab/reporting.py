@@ -1,4 +1,5 @@
-"""What a failing lab test reports, and the per-lab conformance summary at the end of a run."""
+"""What a failing lab test reports (:mod:`diagnostics`), what the run found and will change
+(header lines and warnings), and the per-lab conformance summary at the end of a run."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Any
 
 import pytest
 
+from . import diagnostics
 from .applier import Applier
+from .installation import RunPlan
 from .session import ClusterSession
 
 SESSION_KEY = pytest.StashKey["ClusterSession"]()
 APPLIERS_KEY = pytest.StashKey[list[Applier]]()
 COMMAND_MARK_KEY = pytest.StashKey[int]()
 OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
-DIAGNOSTICS_LIMIT = 20_000  # characters per failed test
+PLAN_KEY = pytest.StashKey[RunPlan]()
+WARNINGS_KEY = pytest.StashKey[list[str]]()
+SECTION = "istiolab diagnostics"
 
 
 def register_session(config: pytest.Config, session: ClusterSession) -> None:
@@ -58,25 +63,22 @@ def any_failed(config: pytest.Config) -> bool:
 
 
 def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Add the applied manifests, the commands run, pod logs and events to a failed report."""
+    """Add what :mod:`diagnostics` collects to a failed report: a terminal section, and a
+    block in the pytest-html report when pytest-html is active. Bounded in size."""
     session = item.config.stash.get(SESSION_KEY, None)
-    parts: list[str] = []
-    for applier in item.stash.get(APPLIERS_KEY, []):
-        for manifest, text in applier.sources:
-            parts.append(f"--- applied {manifest}\n{text}")
-    if session is not None:
-        for description, output in session.commands.since(item.stash.get(COMMAND_MARK_KEY, 0)):
-            command = description if description.startswith("$") else f"$ {description}"
-            parts.append(f"--- {command}\n{output}")
-        namespace = _namespace_of(item)
-        if namespace:
-            parts.append(_namespace_diagnostics(session, namespace))
-    if parts:
-        text = "\n".join(parts)
-        if len(text) > DIAGNOSTICS_LIMIT:
-            more = len(text) - DIAGNOSTICS_LIMIT
-            text = text[:DIAGNOSTICS_LIMIT] + f"\n... ({more} more characters)"
-        report.sections.append(("istiolab diagnostics", text))
+    sources = [s for applier in item.stash.get(APPLIERS_KEY, []) for s in applier.sources]
+    commands = [(d if d.startswith("$") else f"$ {d}", out) for d, out in
+                session.commands.since(item.stash.get(COMMAND_MARK_KEY, 0))] if session else []
+    parts = diagnostics.bound(diagnostics.collect(session, sources, commands,
+                                                  _namespace_of(item)))
+    if not parts:
+        return
+    report.sections.append((SECTION, diagnostics.render_text(parts)))
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        report.extras = [*getattr(report, "extras", []),  # type: ignore[attr-defined]
+                         extras.html(diagnostics.render_html(parts))]
 
 
 def _namespace_of(item: pytest.Item) -> str | None:
@@ -85,25 +87,30 @@ def _namespace_of(item: pytest.Item) -> str | None:
     return ns if isinstance(ns, str) else None
 
 
-def _namespace_diagnostics(session: ClusterSession, namespace: str) -> str:
-    kube = session.kube
-    lines = [f"--- pods and events in {namespace}"]
-    try:
-        for pod in kube.pods(namespace):
-            name = pod["metadata"]["name"]
-            phase = (pod.get("status") or {}).get("phase")
-            lines.append(f"pod {name}: {phase}")
-            for container in (pod.get("spec") or {}).get("containers", []):
-                tail = kube.logs(namespace, name, container["name"], tail_lines=20)
-                if tail.strip():
-                    lines.append(f"  logs {container['name']} (last 20 lines):\n{tail}")
-        for event in kube.events(namespace)[-30:]:
-            obj = event.get("involvedObject") or {}
-            lines.append(f"event {event.get('type')} {event.get('reason')} "
-                         f"{obj.get('kind')}/{obj.get('name')}: {event.get('message')}")
-    except Exception as exc:  # diagnostics must never hide the real failure
-        lines.append(f"(diagnostics incomplete: {exc})")
-    return "\n".join(lines)
+def register_plan(config: pytest.Config, plan: RunPlan) -> None:
+    """What the run found on the cluster and will change (header lines, summary warnings)."""
+    config.stash[PLAN_KEY] = plan
+
+
+def plan_lines(config: pytest.Config) -> list[str]:
+    plan = config.stash.get(PLAN_KEY, None)
+    return list(plan.lines) if plan else []
+
+
+def note_warnings(config: pytest.Config, warnings: tuple[str, ...]) -> None:
+    """Warnings found during the run (e.g. by the ``istio`` fixture) for the terminal summary."""
+    config.stash.setdefault(WARNINGS_KEY, []).extend(warnings)
+
+
+def write_warnings(terminalreporter: Any, config: pytest.Config) -> None:
+    """The plan's warnings and those noted during the run, once each, in the summary."""
+    plan = config.stash.get(PLAN_KEY, None)
+    found = [*(plan.warnings if plan else ()), *config.stash.get(WARNINGS_KEY, [])]
+    shown = list(dict.fromkeys(found))
+    if shown:
+        terminalreporter.section("istiolab warnings", yellow=True)
+        for warning in shown:
+            terminalreporter.write_line(f"istiolab: {warning}", yellow=True, bold=True)
 
 
 def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
