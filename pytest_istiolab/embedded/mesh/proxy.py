@@ -5,16 +5,14 @@ Every hop runs the same pipeline, the place later behaviour slots into::
     accept (request id, XFF, XFCC, tracing)  ->  route (a RouteDecision)
       ->  HTTP filters (``FILTERS[kind]``)  ->  router  ->  finish (headers, DC, access log)
 
-``FILTERS`` is empty today. A filter is ``f(hop, decision, request, start, deadline, next)``
-and returns a Response; it may answer itself (fault abort, RBAC deny, JWT 401), delay
-(fault delay: call ``next(request, start + delay)``) or pass on. The router is where a
-route's timeout and retries, and a cluster's circuit breaker, belong: it computes the
-upstream deadline and may call the upstream more than once. ``deadline`` is the virtual time
-at which the downstream gives up; a hop still busy then logs ``0 DC``.
+A filter is ``f(hop, decision, request, start, deadline, next)`` and returns a Response;
+it may answer itself (fault abort, RBAC deny, JWT 401), delay (fault delay: call
+``next(request, start + delay)``) or pass on. Outbound and gateway hops run the fault filter
+(:mod:`.faults`). The router is where a route's timeout and retries (:mod:`.resilience`:
+one ``_attempt`` per try) and a cluster's circuit breaker belong. ``deadline`` is the virtual
+time at which the downstream gives up; a hop still busy then logs ``0 DC``.
 
-Not modelled yet: route timeouts, retries (Istio's default of 2 retries on connect failures
-and 503 included: an upstream 503 reaches the client after one attempt), fault injection,
-mirroring,
+Not modelled yet: mirroring,
 circuit breaking and outlier detection, PeerAuthentication (every sidecar is PERMISSIVE),
 JWT and AuthorizationPolicy, TLS origination, TCP routing, Sidecar resources.
 """
@@ -28,17 +26,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import accesslog, clusters, gateways, network, routing
+from . import accesslog, clusters, faults, flags, gateways, network, resilience, routing
 from .config import namespace_of, tracing_enabled
 from .flow import Flow, Peer, failed, http_date, millis
 from .headers import Headers
-from .model import Endpoint, LocalReply, Request, Response, RouteDecision, envoy_reason
+from .model import (
+    Cluster,
+    Endpoint,
+    LocalReply,
+    Request,
+    Response,
+    RouteDecision,
+    envoy_reason,
+)
 from .topology import has_sidecar, is_gateway, pod_ip, pod_labels, pod_name, spiffe_id
 
 Obj = dict[str, Any]
 Next = Callable[[Request, float], Response]
 HttpFilter = Callable[["Hop", RouteDecision, Request, float, "float | None", Next], Response]
-FILTERS: dict[str, list[HttpFilter]] = {"outbound": [], "inbound": [], "gateway": []}
+FILTERS: dict[str, list[HttpFilter]] = {"outbound": [faults.fault_filter], "inbound": [],
+                                        "gateway": [faults.fault_filter]}
 
 CONNECT_FAILURE = LocalReply(
     503, "upstream connect error or disconnect/reset before headers. reset reason: remote "
@@ -134,7 +141,8 @@ class Hop:
         end = response.end + (0.0 if response.failure else self.flow.jitter(0.02, 0.2))
         if deadline is not None and (end > deadline or response.failure is not None):
             # the downstream closed the stream before the response was complete
-            r.status, r.flags, r.details = 0, "DC", "downstream_remote_disconnect"
+            r.status, r.flags = 0, flags.merge(r.flags, "DC")
+            r.details = "downstream_remote_disconnect"
             r.bytes_sent, r.duration_ms = 0, millis(deadline - start)
             r.upstream_service_time = None
             self._log(deadline)
@@ -242,8 +250,28 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
     r.upstream_cluster = cluster.name
     if not cluster.endpoints:
         return hop.local_reply(NO_HEALTHY_UPSTREAM, request, at)
-    endpoint = flow.rng.choice(cluster.endpoints)
+    tried: list[Endpoint] = []
+
+    def attempt(attempt_try: resilience.Try) -> Response:
+        return _attempt(hop, decision, cluster, request, attempt_try, tried)
+
+    answer = resilience.forward(hop, decision.http_route, request, at, deadline, attempt)
+    answer.upstream_cluster = cluster.name
+    _apply_header_ops(answer.headers, ((decision.http_route or {}).get("headers") or {})
+                      .get("response") or {})
+    return answer
+
+
+def _attempt(hop: Hop, decision: RouteDecision, cluster: Cluster, request: Request,
+             attempt: resilience.Try, tried: list[Endpoint]) -> Response:
+    """One try of the router: an endpoint (another one than before, if any), one upstream call."""
+    flow, r, at = hop.flow, hop.record, attempt.start
+    endpoint = resilience.pick_endpoint(cluster.endpoints, tried, flow.rng)
     upstream_request = _upstream_request(hop, decision, request, endpoint)
+    upstream_request.headers.set("x-envoy-attempt-count", str(attempt.number))
+    if attempt.expected_timeout_ms is not None:
+        upstream_request.headers.set("x-envoy-expected-rq-timeout-ms",
+                                     str(attempt.expected_timeout_ms))
     mtls = endpoint.pod is not None and (has_sidecar(endpoint.pod) or is_gateway(endpoint.pod))
     sni = f"outbound_.{cluster.port}_.{cluster.subset or ''}_.{cluster.host}"
     client = hop.upstream_peer(mtls, sni)
@@ -251,15 +279,11 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
         f"{client.ip}:{client.port}"
     if endpoint.pod is not None:
         upstream = network.to_pod(flow, endpoint.pod, endpoint.port, upstream_request, client,
-                                  at, deadline)
+                                  at, attempt.until)
     else:
         upstream = network.to_public(flow, endpoint.external_host or "", endpoint.ip,
                                      endpoint.port, upstream_request, client, at)
-    answer = _upstream_answer(hop, upstream, at, request)
-    answer.upstream_cluster = cluster.name
-    _apply_header_ops(answer.headers, ((decision.http_route or {}).get("headers") or {})
-                      .get("response") or {})
-    return answer
+    return _upstream_answer(hop, upstream, at, request)
 
 
 def _app_router(hop: Hop, decision: RouteDecision, request: Request, at: float,
