@@ -122,7 +122,8 @@ class NodePortHolds:
     Service goes away, so no other process can take it while nothing listens behind it
     (connections are refused, as on a node whose Service has no ready backend). The listener
     manager borrows the socket to listen on it and hands the port back when it stops.
-    The sockets never set SO_REUSEADDR: on Linux two such sockets could share a port.
+    The sockets never set SO_REUSEADDR (on Linux two such sockets could share a port), except
+    when a port is held again after its listener closed (see :meth:`give_back`).
     """
 
     def __init__(self, host: str) -> None:
@@ -152,13 +153,20 @@ class NodePortHolds:
                     return None
                 self._held[port] = sock
             sock, self._held[port] = self._held[port], None
+            # connections of a listening socket linger in TIME_WAIT after it closes; they block
+            # holding the port again (give_back) unless the listener had SO_REUSEADDR
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             return sock
 
     def give_back(self, port: int) -> None:
         """A listener closed its socket: hold the port again while its Service exists."""
         with self._lock:
             if port in self._held and self._held[port] is None:
-                sock = _bind(self.host, port)
+                # the listener's closed connections linger in TIME_WAIT on this port: without
+                # SO_REUSEADDR (on both) the port could not be held again for a minute. Safe:
+                # the listener had the port exclusively, and a socket without SO_REUSEADDR
+                # (every other cluster's hold) still cannot bind it next to this one.
+                sock = _bind(self.host, port, reuse=True)
                 if sock is None:
                     del self._held[port]
                 else:
@@ -180,8 +188,10 @@ class NodePortHolds:
             self._held.clear()
 
 
-def _bind(host: str, port: int) -> socket.socket | None:
+def _bind(host: str, port: int, reuse: bool = False) -> socket.socket | None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if reuse:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError:
