@@ -12,7 +12,8 @@ from . import reporting
 from .applier import Applier
 from .errors import IstioLabError
 from .ingress import Ingress
-from .installation import ISTIO_NAMESPACE, IstioInstallation, ensure_istio
+from .installation import Addons, IstioInstallation, ensure_istio
+from .inventory import sweep_run_namespaces
 from .istioctl import Istioctl
 from .kube import Kube
 from .meshwide import MeshLock, MeshWide
@@ -89,17 +90,20 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
 
 @pytest.fixture(scope="session")
 def addons(cluster: ClusterSession, istio: IstioInstallation,
-           istio_settings: Settings) -> Iterator[Applier]:
-    """The observability addons (prometheus, grafana, jaeger, kiali, loki) in istio-system."""
-    applier = Applier(cluster.kube, ISTIO_NAMESPACE)
-    with _clear_errors():
-        for manifest in ADDONS:
-            applier(manifest)
-        cluster.kube.wait_for_deployments(ISTIO_NAMESPACE)
-        cluster.kube.wait_for_statefulsets(ISTIO_NAMESPACE)
-    yield applier
-    if istio_settings.keep != "always":
-        applier.cleanup()
+           istio_settings: Settings) -> Iterator[Addons]:
+    """The observability addons (prometheus, grafana, jaeger, kiali, loki) in istio-system.
+
+    Objects that exist already are used as they are; only what the run adds is removed (even
+    when the run is interrupted while adding them).
+    """
+    added = Addons(cluster.kube, ADDONS)
+    try:
+        with _clear_errors():
+            added.install()
+        yield added
+    finally:
+        if istio_settings.keep != "always":
+            added.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +119,7 @@ def _namespaces(cluster: ClusterSession, istio_settings: Settings) -> Iterator[N
     yield namespaces
     if istio_settings.keep == "never":
         namespaces.delete_all()
+        sweep_run_namespaces(cluster.kube, istio_settings.run_id)  # created, never recorded
 
 
 @pytest.fixture(scope="module")

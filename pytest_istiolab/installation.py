@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
 from .constants import LABEL_MANAGED
 from .errors import ClusterError
 from .istioctl import IstioVersion
-from .kube import Kube
+from .kube import Kube, ObjectRef
+from .manifests import load
 from .providers.base import ClusterHandle
 from .session import ClusterSession
 from .settings import Settings
@@ -191,3 +194,36 @@ def ensure_istio(session: ClusterSession, profile: str) -> IstioInstallation:
     installed = IstioInstallation(session, profile, precheck, install, found)
     installed.wait_ready()
     return installed
+
+
+class Addons:
+    """The observability addons, added where missing; only what the run added is removed.
+
+    A cluster that has them already (a platform team's, or one kept from an earlier run) is
+    tested with its own: an object that exists is left exactly as it is, never re-applied or
+    deleted. Each object the run creates is recorded *before* its request, so an interrupted
+    run (Ctrl-C mid-apply) still removes it (deleting what is missing is fine).
+    """
+
+    def __init__(self, kube: Kube, manifests: Iterable[str | Path],
+                 namespace: str = ISTIO_NAMESPACE) -> None:
+        self.kube, self.manifests, self.namespace = kube, list(manifests), namespace
+        self.created: list[ObjectRef] = []
+        self.found: list[ObjectRef] = []
+
+    def install(self) -> Addons:
+        for manifest in self.manifests:
+            for doc in load(manifest):
+                ref = self.kube.ref_for(doc, self.namespace)
+                if self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace) is not None:
+                    self.found.append(ref)
+                    continue
+                self.created.append(ref)
+                self.kube.apply([doc], self.namespace)
+        self.kube.wait_for_deployments(self.namespace)
+        self.kube.wait_for_statefulsets(self.namespace)
+        return self
+
+    def cleanup(self) -> None:
+        refs, self.created = self.created, []
+        self.kube.delete_all(refs)  # newest first
