@@ -123,8 +123,12 @@ def _log_tail(session: ClusterSession, namespace: str, pod: str, container: str)
 
 
 def _events(session: ClusterSession, namespace: str) -> str:
+    """The latest :data:`EVENTS_SHOWN` events, Warnings first (they rarely are the latest)."""
+    events = session.kube.events(namespace)
+    warnings = [e for e in events if e.get("type") == "Warning"][-EVENTS_SHOWN:]
+    normal = [e for e in events if e.get("type") != "Warning"]
     lines = []
-    for event in session.kube.events(namespace)[-EVENTS_SHOWN:]:
+    for event in warnings + normal[len(normal) - (EVENTS_SHOWN - len(warnings)):]:
         obj = event.get("involvedObject") or {}
         lines.append(f"{event.get('type')} {event.get('reason')} {obj.get('kind')}/"
                      f"{obj.get('name')}: {event.get('message')}")

@@ -127,6 +127,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [settings.header(), *reporting.plan_lines(config)] if settings else []
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """What the run found on an existing cluster and will change is shown even when the header
+    is not (``-q``, ``--no-header``): it must be seen before anything changes."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and (not reporter.showheader or reporter.no_header):
+        for line in reporting.plan_lines(session.config):
+            reporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[SETTINGS_KEY]
     for item in items:
