@@ -1,0 +1,441 @@
+"""Lab 3.4 — Service entry ("服务入口") and Lab 3.6 — Egress. Checks L3.4-C01..C06, L3.6-C01..C09.
+
+3.4: the sleep pod reaches the external host (``ALLOW_ANY``); ``istioctl install --set
+meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y`` blocks it (502, empty body); the
+ServiceEntry ``httpbin-ext`` lets it out again; the manual's cleanup reinstalls demo.
+3.6: with ServiceEntry ``httpbin`` the call leaves directly (``outbound|80||httpbin.org``), then
+the egress Gateway, VirtualService and DestinationRule send it through istio-egressgateway
+(``outbound|80|httpbin|istio-egressgateway...``) and the host sees two origins.
+
+One module, because 3.4 changes mesh-wide state: ``mesh_wide`` holds the mesh lock exclusively
+from the switch to the end of the module. Each step of the manual is a module fixture, so any
+share of the tests (``-k``, an xdist worker's) builds the state it needs, in file order.
+
+Deviations from the manual's text (catalogue appendix D):
+
+* the lab namespace replaces ``default``; the external host is ``--istio-external-host``
+  (httpbin.org by default), put into the manifests as ``${EXTERNAL_HOST}``;
+* D-06: of httpbin.org's header echo only ``Host`` and the sidecar's ``X-Envoy-*`` headers are
+  asserted; no ``X-B3-*`` (1.26's default tracer is none, D-22), and no IP values;
+* D-07: the switch runs with the default profile and prunes the egress gateway; the installer
+  output and the pruning are asserted only when this run installed Istio (otherwise the suite
+  sets the mode in the ``istio`` ConfigMap and never reinstalls). 1.26 prints
+  ``Removed apps/v1, Kind=Deployment/istio-egressgateway.istio-system.``, the manual
+  ``Removed Deployment:istio-system:istio-egressgateway.``; both read the same here;
+* D-32: 3.4's ``httpbin-ext`` is deleted before 3.6, as the manual's cleanup does; sleep stays;
+* ``kubectl logs ... | tail``: the line of a request is found by counting the sidecar's lines
+  before it (the sleep sidecar logs only this module's requests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from pytest_istiolab import reporting
+from pytest_istiolab.accesslog import AccessLogEntry, ProxyLog
+from pytest_istiolab.applier import Applier
+from pytest_istiolab.meshwide import MeshWide
+from pytest_istiolab.samples import BOOKINFO_DEPLOYMENTS, Sleep
+from pytest_istiolab.session import ClusterSession
+from pytest_istiolab.traffic import CurlResult
+from pytest_istiolab.waiting import eventually
+
+pytestmark = [pytest.mark.lab(3)]
+
+FILES = "lab03-service-entry-egress"
+ISTIO_NS = "istio-system"
+NET = "networking.istio.io/v1"
+EGRESS_FQDN = "istio-egressgateway.istio-system.svc.cluster.local"
+VIA_GATEWAY = f"outbound|80|httpbin|{EGRESS_FQDN}"
+REGISTRY_ONLY = {"meshConfig.outboundTrafficPolicy.mode": "REGISTRY_ONLY"}
+PRUNED = {("Deployment", "istio-egressgateway"), ("Service", "istio-egressgateway"),
+          ("ServiceAccount", "istio-egressgateway-service-account"),
+          ("RoleBinding", "istio-egressgateway-sds"), ("Role", "istio-egressgateway-sds"),
+          ("PodDisruptionBudget", "istio-egressgateway")}
+REMOVED = re.compile(r"Removed (?:(?P<k1>\w+):(?P<ns1>[\w-]+):(?P<n1>[\w.-]+)"
+                     r"|\S*, Kind=(?P<k2>\w+)/(?P<n2>[\w-]+)\.(?P<ns2>[\w-]+))\.(?=\s|$)")
+
+
+# ---------------------------------------------------------------- the manual's steps
+@dataclass
+class Steps:
+    """What the module changed, so 3.4's cleanup undoes exactly that before 3.6."""
+
+    files: Applier
+    host: str
+    mesh: MeshWide | None = None  # set once the mesh is switched
+    entry: bool = False
+
+    def clean_up_lab34(self) -> None:
+        """``kubectl delete -f serviceentry.yaml``; ``istioctl install --set profile=demo -y``."""
+        if self.entry:
+            self.files.delete(f"{FILES}/serviceentry.yaml", EXTERNAL_HOST=self.host)
+            self.entry = False
+        if self.mesh is not None:
+            self.mesh.restore()
+            self.mesh = None
+
+
+@pytest.fixture(scope="module")
+def host(istio_settings):
+    return istio_settings.external_host
+
+
+@pytest.fixture(scope="module")
+def steps(cluster, lab_namespace, host, istio_settings) -> Iterator[Steps]:
+    state = Steps(Applier(cluster.kube, lab_namespace), host)
+    yield state
+    if istio_settings.keep != "always":  # the entries and routes act mesh-wide: never left
+        state.files.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _report_files(request, steps):
+    reporting.register_applier(request.node, steps.files)
+
+
+@pytest.fixture(scope="module")
+def source_pod(sleep):
+    """``export SOURCE_POD=$(kubectl get pod -l app=sleep -o jsonpath=...)``."""
+    return sleep.pod("sleep")
+
+
+@pytest.fixture(scope="module")
+def switched(mesh_wide, sleep, steps):
+    """``istioctl install --set meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y``."""
+    steps.mesh = mesh_wide
+    return mesh_wide.reinstall("default", REGISTRY_ONLY)
+
+
+@pytest.fixture(scope="module")
+def httpbin_ext(switched, steps, host):
+    steps.files(f"{FILES}/serviceentry.yaml", EXTERNAL_HOST=host)
+    steps.entry = True
+
+
+@pytest.fixture(scope="module")
+def lab34_cleaned_up(steps):
+    steps.clean_up_lab34()
+
+
+@pytest.fixture(scope="module")
+def egress_pods(lab34_cleaned_up, kube):
+    return kube.wait_for_pods_ready(ISTIO_NS, "istio=egressgateway", count=1)
+
+
+@pytest.fixture(scope="module")
+def egress_entry(egress_pods, sleep, steps, host):
+    steps.files(f"{FILES}/egressse.yaml", EXTERNAL_HOST=host)
+
+
+@pytest.fixture(scope="module")
+def egress_gateway(egress_entry, steps, host):
+    steps.files(f"{FILES}/egressgw.yaml", EXTERNAL_HOST=host)
+
+
+@pytest.fixture(scope="module")
+def egress_route(egress_gateway, steps, host):
+    steps.files(f"{FILES}/egressvs.yaml", EXTERNAL_HOST=host)
+
+
+# ---------------------------------------------------------------------- helpers
+@dataclass
+class Calls:
+    """Requests from the sleep pod, counted so each one's sidecar access-log line is found."""
+
+    sleep: Sleep
+    log: ProxyLog
+    cluster: ClusterSession
+    results: list[CurlResult] = field(default_factory=list)
+    mark: int = 0
+
+    def __post_init__(self) -> None:
+        self.mark = self.log.mark()
+
+    def get(self, url: str) -> CurlResult:
+        result = self.sleep.batch([url], output=None)[0]
+        self.results.append(result)
+        return result
+
+    def until(self, url: str, check: Callable[[CurlResult], None], description: str
+              ) -> CurlResult:
+        def attempt() -> CurlResult:
+            result = self.get(url)
+            check(result)
+            return result
+
+        t = self.cluster.timeouts
+        return eventually(attempt, timeout=t.eventually, interval=t.poll_interval,
+                          consecutive=t.consecutive, description=description)
+
+    def logged(self) -> list[AccessLogEntry]:
+        """The sidecar's line of every request made, in order (one line per request)."""
+        return self.log.wait_for_new(self.mark, count=len(self.results),
+                                     description="a sidecar line for each request")
+
+
+def _json(result: CurlResult) -> dict:
+    assert result.exit_code == 0 and result.status == 200, (
+        f"HTTP {result.status} (curl exit {result.exit_code}), body {result.body!r}")
+    return json.loads(result.body or "")
+
+
+def _origins(result: CurlResult) -> list[str]:
+    origins = [part.strip() for part in _json(result)["origin"].split(",")]
+    for origin in origins:
+        ipaddress.ip_address(origin)  # every element is an address
+    return origins
+
+
+def _one_origin(result: CurlResult) -> None:
+    assert len(_origins(result)) == 1, f"expected one origin: {result.body}"
+
+
+def _two_origins(result: CurlResult) -> None:
+    assert len(_origins(result)) == 2, f"expected two origins (via the gateway): {result.body}"
+
+
+def _pod_ip(kube, namespace, name):
+    return kube.get("v1", "Pod", name, namespace)["status"]["podIP"]
+
+
+def _live_pods(kube, namespace, selector=None):
+    """``kubectl get pod`` without the Terminating ones (a pruned pod may still be going)."""
+    return [p for p in kube.pods(namespace, selector)
+            if not p["metadata"].get("deletionTimestamp")]
+
+
+def _ready_and_phase(pod):
+    statuses = pod["status"].get("containerStatuses") or []
+    return f"{sum(1 for s in statuses if s['ready'])}/{len(statuses)}", pod["status"]["phase"]
+
+
+def _columns(kube, kind, namespace, *fields):
+    """``kubectl get <kind>``: name -> the printer columns' fields, from the objects."""
+    rows = {}
+    for obj in kube.list(NET, kind, namespace):
+        spec = obj.get("spec") or {}
+        rows[obj["metadata"]["name"]] = tuple(spec.get(f) for f in fields)
+    return rows
+
+
+def _calls(sleep, kube, source_pod, cluster):
+    return Calls(sleep, ProxyLog(kube, sleep.namespace, source_pod, cluster.timeouts), cluster)
+
+
+# ================================================================== Lab 3.4
+@pytest.mark.check("L3.4-C01")
+def test_sleep_runs_with_its_sidecar_next_to_bookinfo(bookinfo, sleep, kube):
+    seen = {f"{p['metadata']['labels']['app']}-{p['metadata']['labels'].get('version', '')}"
+            .rstrip("-"): _ready_and_phase(p) for p in _live_pods(kube, sleep.namespace)}
+    expected = {name: ("2/2", "Running") for name in (*BOOKINFO_DEPLOYMENTS, "sleep")}
+    assert seen == expected
+
+
+@pytest.mark.check("L3.4-C02")
+def test_outbound_to_the_external_host_is_allowed_by_default(sleep, source_pod, kube, host,
+                                                             cluster):
+    calls = _calls(sleep, kube, source_pod, cluster)
+    headers = _json(calls.until(f"http://{host}/headers", _json, "ALLOW_ANY lets it out"))[
+        "headers"]
+    prefix = f"sidecar~{_pod_ip(kube, sleep.namespace, source_pod)}~{source_pod}.{sleep.namespace}~"
+    assert headers["Host"] == host
+    assert headers["X-Envoy-Attempt-Count"] == "1"
+    assert headers["X-Envoy-Peer-Metadata-Id"].startswith(prefix)
+    assert headers["X-Envoy-Peer-Metadata"]
+
+
+@pytest.mark.check("L3.4-C03")
+@pytest.mark.parametrize("line", ["✔ Istio core installed", "✔ Istiod installed",
+                                  "✔ Ingress gateways installed", "✔ Installation complete"])
+def test_switch_to_registry_only_installs_the_default_profile(switched, line):
+    if switched is None:
+        pytest.skip("Istio was installed before the run: the mode was set in the istio "
+                    "ConfigMap, without istioctl install")
+    shown = (switched.stdout + switched.stderr).splitlines()
+    assert any(out.strip().startswith(line) for out in shown), "\n".join(shown)
+
+
+@pytest.mark.check("L3.4-C03")
+@pytest.mark.requires("egress-gateway")
+def test_switch_prunes_the_egress_gateway(switched, kube, cluster):
+    """D-07: the manual's command has no ``--set profile=demo``."""
+    if switched is None:
+        pytest.skip("Istio was installed before the run: no reinstall, nothing pruned")
+    output = switched.stdout + switched.stderr
+    removed = {(m["k1"] or m["k2"], m["n1"] or m["n2"], m["ns1"] or m["ns2"])
+               for m in REMOVED.finditer(output)}
+    assert {(kind, name, ISTIO_NS) for kind, name in PRUNED} <= removed, output
+    assert "Egress gateways installed" not in output
+
+    def gone():
+        assert kube.get("apps/v1", "Deployment", "istio-egressgateway", ISTIO_NS) is None
+
+    eventually(gone, timeout=cluster.timeouts.delete, interval=cluster.timeouts.poll_interval,
+               description="Deployment istio-egressgateway is pruned")
+
+
+@pytest.mark.check("L3.4-C03")
+def test_mesh_config_says_registry_only(switched, istio, cluster):
+    def mode():
+        assert (istio.mesh_config().get("outboundTrafficPolicy") or {}).get("mode") == \
+            "REGISTRY_ONLY"
+
+    eventually(mode, timeout=cluster.timeouts.eventually,
+               interval=cluster.timeouts.poll_interval, description="mesh config mode")
+
+
+@pytest.mark.check("L3.4-C04")
+def test_outbound_is_blocked_with_an_empty_502(switched, sleep, source_pod, kube, host, cluster):
+    """The sidecar answers from BlackHoleCluster: curl prints nothing and exits 0."""
+
+    def blocked(result: CurlResult) -> None:
+        assert (result.status, result.body, result.exit_code) == (502, "", 0), result
+
+    _calls(sleep, kube, source_pod, cluster).until(f"http://{host}/headers", blocked,
+                                                   "REGISTRY_ONLY blocks the external host")
+
+
+@pytest.mark.check("L3.4-C05")
+def test_service_entry_hosts_location_resolution(httpbin_ext, kube, lab_namespace, host):
+    rows = _columns(kube, "ServiceEntry", lab_namespace, "hosts", "location", "resolution")
+    assert rows == {"httpbin-ext": ([host], "MESH_EXTERNAL", "DNS")}
+    entry = kube.get(NET, "ServiceEntry", "httpbin-ext", lab_namespace)
+    assert entry["spec"]["ports"] == [{"number": 80, "name": "http", "protocol": "HTTP"}]
+
+
+@pytest.mark.check("L3.4-C06")
+def test_service_entry_lets_the_host_out_again(httpbin_ext, sleep, source_pod, kube, host,
+                                               cluster):
+    calls = _calls(sleep, kube, source_pod, cluster)
+    result = calls.until(f"http://{host}/ip", _one_origin, "the ServiceEntry re-allows it")
+    assert list(_json(result)) == ["origin"]
+
+
+# ================================================================== Lab 3.6
+@pytest.mark.check("L3.6-C01")
+@pytest.mark.requires("egress-gateway")
+def test_egress_gateway_service_and_pod(egress_pods, kube):
+    svc = kube.get("v1", "Service", "istio-egressgateway", ISTIO_NS)
+    ports = [f"{p['port']}/{p.get('protocol', 'TCP')}" for p in svc["spec"]["ports"]]
+    assert (svc["spec"]["type"], ports) == ("ClusterIP", ["80/TCP", "443/TCP"])
+    assert [_ready_and_phase(p) for p in _live_pods(kube, ISTIO_NS, "istio=egressgateway")] == [
+        ("1/1", "Running")]
+
+
+@pytest.mark.check("L3.6-C02")
+@pytest.mark.requires("egress-gateway")
+def test_egress_service_entry_has_no_location(egress_entry, kube, lab_namespace, host):
+    """D-32: 3.4's ``httpbin-ext`` is gone; ``httpbin`` has no ``location`` (empty column)."""
+    rows = _columns(kube, "ServiceEntry", lab_namespace, "hosts", "location", "resolution")
+    assert rows == {"httpbin": ([host], None, "DNS")}
+    entry = kube.get(NET, "ServiceEntry", "httpbin", lab_namespace)
+    assert entry["spec"]["ports"] == [{"number": 80, "name": "http-port", "protocol": "HTTP"}]
+
+
+@pytest.mark.check("L3.6-C03")
+@pytest.mark.requires("egress-gateway")
+def test_direct_egress_shows_one_origin(egress_entry, sleep, source_pod, kube, host, cluster):
+    _calls(sleep, kube, source_pod, cluster).until(f"http://{host}/ip", _one_origin,
+                                                   "the call leaves directly")
+
+
+@pytest.mark.check("L3.6-C04")
+@pytest.mark.requires("egress-gateway", "access-log")
+def test_sidecar_log_shows_the_direct_route(egress_entry, sleep, source_pod, kube, host,
+                                            cluster):
+    calls = _calls(sleep, kube, source_pod, cluster)
+    calls.until(f"http://{host}/ip", _one_origin, "the call leaves directly")
+    line = calls.logged()[-1]
+    assert (line.method, line.path, line.protocol, line.status) == ("GET", "/ip", "HTTP/1.1",
+                                                                    200), line.line
+    assert (line.authority, line.upstream_cluster) == (host, f"outbound|80||{host}"), line.line
+    assert line.upstream_host is not None and line.upstream_host.endswith(":80"), line.line
+
+
+@pytest.mark.check("L3.6-C05")
+@pytest.mark.requires("egress-gateway")
+def test_only_bookinfo_routes_before_the_egress_gateway(bookinfo, egress_entry, kube,
+                                                       lab_namespace):
+    assert _columns(kube, "VirtualService", lab_namespace, "gateways", "hosts") == {
+        "bookinfo": (["bookinfo-gateway"], ["*"])}
+    assert _columns(kube, "DestinationRule", lab_namespace, "host") == {
+        name: (name,) for name in ("details", "productpage", "ratings", "reviews")}
+
+
+@pytest.mark.check("L3.6-C06")
+@pytest.mark.requires("egress-gateway")
+def test_egress_gateway_resource(bookinfo, egress_gateway, kube, lab_namespace, host):
+    assert sorted(_columns(kube, "Gateway", lab_namespace)) == ["bookinfo-gateway",
+                                                                "istio-egressgateway"]
+    spec = kube.get(NET, "Gateway", "istio-egressgateway", lab_namespace)["spec"]
+    assert spec["selector"] == {"istio": "egressgateway"}
+    assert spec["servers"] == [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                "hosts": [host]}]
+
+
+@pytest.mark.check("L3.6-C07")
+@pytest.mark.requires("egress-gateway")
+def test_egress_virtual_service_and_destination_rule(bookinfo, egress_route, kube,
+                                                     lab_namespace, host):
+    vs = _columns(kube, "VirtualService", lab_namespace, "gateways", "hosts")
+    assert vs["vs-for-egressgateway"] == (["istio-egressgateway", "mesh"], [host])
+    dr = _columns(kube, "DestinationRule", lab_namespace, "host", "subsets")
+    assert dr["dr-for-egressgateway"] == (EGRESS_FQDN, [{"name": "httpbin"}])
+    http = kube.get(NET, "VirtualService", "vs-for-egressgateway", lab_namespace)["spec"]["http"]
+    routes = [(r["match"][0]["gateways"], r["match"][0]["port"], r["route"]) for r in http]
+    assert routes == [
+        (["mesh"], 80, [{"destination": {"host": EGRESS_FQDN, "subset": "httpbin",
+                                         "port": {"number": 80}}, "weight": 100}]),
+        (["istio-egressgateway"], 80, [{"destination": {"host": host, "port": {"number": 80}},
+                                        "weight": 100}])]
+
+
+@pytest.mark.check("L3.6-C08")
+@pytest.mark.requires("egress-gateway")
+def test_through_the_egress_gateway_the_host_sees_two_origins(egress_route, sleep, source_pod,
+                                                              kube, host, cluster):
+    """The gateway appends the sleep pod's address to X-Forwarded-For."""
+    calls = _calls(sleep, kube, source_pod, cluster)
+    result = calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
+    assert _origins(result)[0] == _pod_ip(kube, sleep.namespace, source_pod)
+
+
+@pytest.mark.check("L3.6-C09")
+@pytest.mark.requires("egress-gateway", "access-log")
+def test_sidecar_log_shows_the_egress_gateway_route(egress_route, egress_pods, sleep,
+                                                    source_pod, kube, host, cluster):
+    calls = _calls(sleep, kube, source_pod, cluster)
+    calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
+    line = calls.logged()[-1]
+    gateway_ips = {p["status"]["podIP"] for p in kube.pods(ISTIO_NS, "istio=egressgateway")}
+    assert (line.method, line.path, line.status, line.authority) == ("GET", "/ip", 200, host)
+    assert line.upstream_cluster == VIA_GATEWAY, line.line
+    assert line.upstream_host_ip in gateway_ips and line.upstream_host.endswith(":8080"), \
+        line.line
+
+
+@pytest.mark.check("L3.6-C09")
+@pytest.mark.requires("egress-gateway", "access-log")
+def test_egress_gateway_log_shows_the_request(egress_route, egress_pods, sleep, source_pod,
+                                              kube, host, cluster):
+    """Not in the manual (catalogue: optional): the gateway's own line, upstream the host."""
+    sleep_ip = _pod_ip(kube, sleep.namespace, source_pod)
+    gateway = egress_pods[0]["metadata"]["name"]
+    log = ProxyLog(kube, ISTIO_NS, gateway, cluster.timeouts)
+    mark = log.mark()
+    calls = _calls(sleep, kube, source_pod, cluster)
+    calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
+    via = sum(1 for r in calls.results if r.status == 200 and len(_origins(r)) == 2)
+    lines = log.wait_for_new(mark, lambda e: e.downstream_remote_ip == sleep_ip, count=via,
+                             description=f"the egress gateway logs requests from {sleep_ip}")
+    line = lines[-1]
+    assert (line.method, line.path, line.status, line.authority) == ("GET", "/ip", 200, host)
+    assert line.upstream_cluster == f"outbound|80||{host}", line.line
+    assert line.forwarded_chain[:1] == [sleep_ip], line.line
