@@ -51,6 +51,10 @@ def test_a_run_with_failing_tests_leaves_nothing_behind(baseline):
     assert result.returncode == 1, result.stdout[-4000:]
     assert result.stdout.count("injected failure in") >= 2
     assert "istiolab diagnostics" in result.stdout
+    # off the embedded provider, diagnostics ask istioctl (the embedded one says what it lacks)
+    assert "--- $ istioctl proxy-config routes sleep-" in result.stdout
+    assert "proxy-config is not modelled by the embedded cluster" in result.stdout
+    assert "--- $ istioctl analyze -n lab07-" in result.stdout
     assert_unchanged(before, baseline, result.stdout)
 
 
