@@ -107,6 +107,11 @@ def source_pod(sleep):
 
 
 @pytest.fixture(scope="module")
+def sleep_ip(sleep, source_pod, kube):
+    return kube.get("v1", "Pod", source_pod, sleep.namespace)["status"]["podIP"]
+
+
+@pytest.fixture(scope="module")
 def switched(mesh_wide, sleep, steps):
     """``istioctl install --set meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y``."""
     steps.mesh = mesh_wide
@@ -150,13 +155,13 @@ class Calls:
     """Requests from the sleep pod, counted so each one's sidecar access-log line is found."""
 
     sleep: Sleep
-    log: ProxyLog
     cluster: ClusterSession
+    log: ProxyLog | None = None  # the sleep pod's istio-proxy log, when lines are wanted
     results: list[CurlResult] = field(default_factory=list)
     mark: int = 0
 
     def __post_init__(self) -> None:
-        self.mark = self.log.mark()
+        self.mark = self.log.mark() if self.log is not None else 0
 
     def get(self, url: str) -> CurlResult:
         result = self.sleep.batch([url], output=None)[0]
@@ -176,6 +181,7 @@ class Calls:
 
     def logged(self) -> list[AccessLogEntry]:
         """The sidecar's line of every request made, in order (one line per request)."""
+        assert self.log is not None, "use the logged_calls fixture to read the sidecar's log"
         return self.log.wait_for_new(self.mark, count=len(self.results),
                                      description="a sidecar line for each request")
 
@@ -201,10 +207,6 @@ def _two_origins(result: CurlResult) -> None:
     assert len(_origins(result)) == 2, f"expected two origins (via the gateway): {result.body}"
 
 
-def _pod_ip(kube, namespace, name):
-    return kube.get("v1", "Pod", name, namespace)["status"]["podIP"]
-
-
 def _live_pods(kube, namespace, selector=None):
     """``kubectl get pod`` without the Terminating ones (a pruned pod may still be going)."""
     return [p for p in kube.pods(namespace, selector)
@@ -225,8 +227,16 @@ def _columns(kube, kind, namespace, *fields):
     return rows
 
 
-def _calls(sleep, kube, source_pod, cluster):
-    return Calls(sleep, ProxyLog(kube, sleep.namespace, source_pod, cluster.timeouts), cluster)
+@pytest.fixture
+def calls(sleep, cluster):
+    """``kubectl exec $SOURCE_POD -c sleep -- curl ...``, one exec per request."""
+    return Calls(sleep, cluster)
+
+
+@pytest.fixture
+def logged_calls(sleep, source_pod, kube, cluster):
+    """As ``calls``, and each request's line in ``kubectl logs $SOURCE_POD -c istio-proxy``."""
+    return Calls(sleep, cluster, ProxyLog(kube, sleep.namespace, source_pod, cluster.timeouts))
 
 
 # ================================================================== Lab 3.4
@@ -239,12 +249,11 @@ def test_sleep_runs_with_its_sidecar_next_to_bookinfo(bookinfo, sleep, kube):
 
 
 @pytest.mark.check("L3.4-C02")
-def test_outbound_to_the_external_host_is_allowed_by_default(sleep, source_pod, kube, host,
-                                                             cluster):
-    calls = _calls(sleep, kube, source_pod, cluster)
-    headers = _json(calls.until(f"http://{host}/headers", _json, "ALLOW_ANY lets it out"))[
-        "headers"]
-    prefix = f"sidecar~{_pod_ip(kube, sleep.namespace, source_pod)}~{source_pod}.{sleep.namespace}~"
+def test_outbound_to_the_external_host_is_allowed_by_default(calls, host, sleep, source_pod,
+                                                             sleep_ip):
+    result = calls.until(f"http://{host}/headers", _json, "ALLOW_ANY lets it out")
+    headers = _json(result)["headers"]
+    prefix = f"sidecar~{sleep_ip}~{source_pod}.{sleep.namespace}~"
     assert headers["Host"] == host
     assert headers["X-Envoy-Attempt-Count"] == "1"
     assert headers["X-Envoy-Peer-Metadata-Id"].startswith(prefix)
@@ -292,14 +301,13 @@ def test_mesh_config_says_registry_only(switched, istio, cluster):
 
 
 @pytest.mark.check("L3.4-C04")
-def test_outbound_is_blocked_with_an_empty_502(switched, sleep, source_pod, kube, host, cluster):
+def test_outbound_is_blocked_with_an_empty_502(switched, calls, host):
     """The sidecar answers from BlackHoleCluster: curl prints nothing and exits 0."""
 
     def blocked(result: CurlResult) -> None:
         assert (result.status, result.body, result.exit_code) == (502, "", 0), result
 
-    _calls(sleep, kube, source_pod, cluster).until(f"http://{host}/headers", blocked,
-                                                   "REGISTRY_ONLY blocks the external host")
+    calls.until(f"http://{host}/headers", blocked, "REGISTRY_ONLY blocks the external host")
 
 
 @pytest.mark.check("L3.4-C05")
@@ -311,9 +319,7 @@ def test_service_entry_hosts_location_resolution(httpbin_ext, kube, lab_namespac
 
 
 @pytest.mark.check("L3.4-C06")
-def test_service_entry_lets_the_host_out_again(httpbin_ext, sleep, source_pod, kube, host,
-                                               cluster):
-    calls = _calls(sleep, kube, source_pod, cluster)
+def test_service_entry_lets_the_host_out_again(httpbin_ext, calls, host):
     result = calls.until(f"http://{host}/ip", _one_origin, "the ServiceEntry re-allows it")
     assert list(_json(result)) == ["origin"]
 
@@ -341,18 +347,15 @@ def test_egress_service_entry_has_no_location(egress_entry, kube, lab_namespace,
 
 @pytest.mark.check("L3.6-C03")
 @pytest.mark.requires("egress-gateway")
-def test_direct_egress_shows_one_origin(egress_entry, sleep, source_pod, kube, host, cluster):
-    _calls(sleep, kube, source_pod, cluster).until(f"http://{host}/ip", _one_origin,
-                                                   "the call leaves directly")
+def test_direct_egress_shows_one_origin(egress_entry, calls, host):
+    calls.until(f"http://{host}/ip", _one_origin, "the call leaves directly")
 
 
 @pytest.mark.check("L3.6-C04")
 @pytest.mark.requires("egress-gateway", "access-log")
-def test_sidecar_log_shows_the_direct_route(egress_entry, sleep, source_pod, kube, host,
-                                            cluster):
-    calls = _calls(sleep, kube, source_pod, cluster)
-    calls.until(f"http://{host}/ip", _one_origin, "the call leaves directly")
-    line = calls.logged()[-1]
+def test_sidecar_log_shows_the_direct_route(egress_entry, logged_calls, host):
+    logged_calls.until(f"http://{host}/ip", _one_origin, "the call leaves directly")
+    line = logged_calls.logged()[-1]
     assert (line.method, line.path, line.protocol, line.status) == ("GET", "/ip", "HTTP/1.1",
                                                                     200), line.line
     assert (line.authority, line.upstream_cluster) == (host, f"outbound|80||{host}"), line.line
@@ -399,22 +402,20 @@ def test_egress_virtual_service_and_destination_rule(bookinfo, egress_route, kub
 
 @pytest.mark.check("L3.6-C08")
 @pytest.mark.requires("egress-gateway")
-def test_through_the_egress_gateway_the_host_sees_two_origins(egress_route, sleep, source_pod,
-                                                              kube, host, cluster):
+def test_through_the_egress_gateway_the_host_sees_two_origins(egress_route, calls, host,
+                                                              sleep_ip):
     """The gateway appends the sleep pod's address to X-Forwarded-For."""
-    calls = _calls(sleep, kube, source_pod, cluster)
     result = calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
-    assert _origins(result)[0] == _pod_ip(kube, sleep.namespace, source_pod)
+    assert _origins(result)[0] == sleep_ip
 
 
 @pytest.mark.check("L3.6-C09")
 @pytest.mark.requires("egress-gateway", "access-log")
-def test_sidecar_log_shows_the_egress_gateway_route(egress_route, egress_pods, sleep,
-                                                    source_pod, kube, host, cluster):
-    calls = _calls(sleep, kube, source_pod, cluster)
-    calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
-    line = calls.logged()[-1]
-    gateway_ips = {p["status"]["podIP"] for p in kube.pods(ISTIO_NS, "istio=egressgateway")}
+def test_sidecar_log_shows_the_egress_gateway_route(egress_route, egress_pods, logged_calls,
+                                                    host):
+    logged_calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
+    line = logged_calls.logged()[-1]
+    gateway_ips = {p["status"]["podIP"] for p in egress_pods}
     assert (line.method, line.path, line.status, line.authority) == ("GET", "/ip", 200, host)
     assert line.upstream_cluster == VIA_GATEWAY, line.line
     assert line.upstream_host_ip in gateway_ips and line.upstream_host.endswith(":8080"), \
@@ -423,14 +424,12 @@ def test_sidecar_log_shows_the_egress_gateway_route(egress_route, egress_pods, s
 
 @pytest.mark.check("L3.6-C09")
 @pytest.mark.requires("egress-gateway", "access-log")
-def test_egress_gateway_log_shows_the_request(egress_route, egress_pods, sleep, source_pod,
-                                              kube, host, cluster):
+def test_egress_gateway_log_shows_the_request(egress_route, egress_pods, calls, host, sleep_ip,
+                                              kube, cluster):
     """Not in the manual (catalogue: optional): the gateway's own line, upstream the host."""
-    sleep_ip = _pod_ip(kube, sleep.namespace, source_pod)
     gateway = egress_pods[0]["metadata"]["name"]
     log = ProxyLog(kube, ISTIO_NS, gateway, cluster.timeouts)
     mark = log.mark()
-    calls = _calls(sleep, kube, source_pod, cluster)
     calls.until(f"http://{host}/ip", _two_origins, "the call goes through the gateway")
     via = sum(1 for r in calls.results if r.status == 200 and len(_origins(r)) == 2)
     lines = log.wait_for_new(mark, lambda e: e.downstream_remote_ip == sleep_ip, count=via,
