@@ -9,11 +9,12 @@ A filter is ``f(hop, decision, request, start, deadline, next)`` and returns a R
 it may answer itself (fault abort, RBAC deny, JWT 401), delay (fault delay: call
 ``next(request, start + delay)``) or pass on. Outbound and gateway hops run the fault filter
 (:mod:`.faults`). The router is where a route's timeout and retries (:mod:`.resilience`:
-one ``_attempt`` per try) and a cluster's circuit breaker belong. ``deadline`` is the virtual
-time at which the downstream gives up; a hop still busy then logs ``0 DC``.
+one ``_attempt`` per try), the route's mirrors (:mod:`.mirror`) and the cluster's circuit
+breaker and outlier detection (:mod:`.pool`: every try goes through the sidecar's connection
+pool) belong. ``deadline`` is the virtual time at which the downstream gives up; a hop still
+busy then logs ``0 DC``.
 
-Not modelled yet: mirroring,
-circuit breaking and outlier detection, PeerAuthentication (every sidecar is PERMISSIVE),
+Not modelled yet: PeerAuthentication (every sidecar is PERMISSIVE),
 JWT and AuthorizationPolicy, TLS origination, TCP routing, Sidecar resources.
 """
 
@@ -26,7 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import accesslog, clusters, faults, flags, gateways, network, resilience, routing
+from . import (
+    accesslog,
+    clusters,
+    faults,
+    flags,
+    gateways,
+    mirror,
+    network,
+    pool,
+    resilience,
+    routing,
+)
 from .config import namespace_of, tracing_enabled
 from .flow import Flow, Peer, failed, http_date, millis
 from .headers import Headers
@@ -248,14 +260,19 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
     if not cluster.exists:
         return hop.local_reply(NO_CLUSTER, request, at)
     r.upstream_cluster = cluster.name
-    if not cluster.endpoints:
+    lane = pool.lane(flow.runtime, hop.proxy, cluster)
+    healthy = lane.healthy(cluster.endpoints, at)
+    if not healthy:
         return hop.local_reply(NO_HEALTHY_UPSTREAM, request, at)
+    mirror.fire(flow, hop.proxy, hop.ip, decision,
+                lambda ep: _upstream_request(hop, decision, request, ep), at)
     tried: list[Endpoint] = []
 
     def attempt(attempt_try: resilience.Try) -> Response:
-        return _attempt(hop, decision, cluster, request, attempt_try, tried)
+        return _attempt(hop, decision, cluster, request, attempt_try, tried, lane, healthy)
 
-    answer = resilience.forward(hop, decision.http_route, request, at, deadline, attempt)
+    answer = resilience.forward(hop, decision.http_route, request, at, deadline, attempt,
+                                counters=lane.counters)
     answer.upstream_cluster = cluster.name
     _apply_header_ops(answer.headers, ((decision.http_route or {}).get("headers") or {})
                       .get("response") or {})
@@ -263,10 +280,17 @@ def _cluster_router(hop: Hop, decision: RouteDecision, request: Request, at: flo
 
 
 def _attempt(hop: Hop, decision: RouteDecision, cluster: Cluster, request: Request,
-             attempt: resilience.Try, tried: list[Endpoint]) -> Response:
-    """One try of the router: an endpoint (another one than before, if any), one upstream call."""
+             attempt: resilience.Try, tried: list[Endpoint], lane: pool.Lane,
+             healthy: list[Endpoint]) -> Response:
+    """One try of the router: an endpoint (another one than before, if any), the connection
+    pool (503 UO when it overflows), one upstream call."""
     flow, r, at = hop.flow, hop.record, attempt.start
-    endpoint = resilience.pick_endpoint(cluster.endpoints, tried, flow.rng)
+    endpoint = resilience.pick_endpoint(healthy, tried, flow.rng)
+    ticket = lane.admit(at, flow.jitter(*pool.CONNECT_MS))
+    if ticket is None:
+        overflow = hop.local_reply(pool.OVERFLOW, request, at)
+        overflow.headers.set(*pool.OVERLOADED_HEADER)
+        return overflow
     upstream_request = _upstream_request(hop, decision, request, endpoint)
     upstream_request.headers.set("x-envoy-attempt-count", str(attempt.number))
     if attempt.expected_timeout_ms is not None:
@@ -279,10 +303,11 @@ def _attempt(hop: Hop, decision: RouteDecision, cluster: Cluster, request: Reque
         f"{client.ip}:{client.port}"
     if endpoint.pod is not None:
         upstream = network.to_pod(flow, endpoint.pod, endpoint.port, upstream_request, client,
-                                  at, attempt.until)
+                                  ticket.start, attempt.until)
     else:
         upstream = network.to_public(flow, endpoint.external_host or "", endpoint.ip,
-                                     endpoint.port, upstream_request, client, at)
+                                     endpoint.port, upstream_request, client, ticket.start)
+    lane.finish(ticket, endpoint, upstream, len(cluster.endpoints))
     return _upstream_answer(hop, upstream, at, request)
 
 
