@@ -306,8 +306,11 @@ def fortio_codes(output: str) -> Counter[int]:
     or from its ``-json -`` output (``RetCodes``)."""
     text = output.strip()
     if text.startswith("{"):
-        return Counter({int(k): int(v) for k, v in (json.loads(text).get("RetCodes") or {})
-                        .items()})
+        try:  # the -json - document; fortio's text output starts with JSON log lines too
+            codes = json.loads(text).get("RetCodes") or {}
+            return Counter({int(k): int(v) for k, v in codes.items()})
+        except ValueError:
+            pass
     return Counter({int(code): int(n) for code, n in _FORTIO_CODE.findall(output)})
 
 

@@ -2,13 +2,15 @@
 
 Scope and limitations
 ---------------------
-Modelled commands: ``curl`` (see :mod:`.curl`; plain HTTP), ``cat FILE`` (files the tools
+Modelled commands: ``curl`` (see :mod:`.curl`; plain HTTP), ``fortio`` (:mod:`.fortio`, in
+the fortio image), ``pilot-agent request GET stats`` (:mod:`.pilot_agent`, in istio-proxy),
+``cat FILE`` (files the tools
 wrote), ``echo``, ``hostname``, ``true``, ``false``, and ``sh -c``/``bash -c`` with one
 simple command (no pipes, redirections, ``;``/``&&`` lists or substitutions: with
 ``kubectl exec ... -- curl ... | grep``, the pipe runs on the caller's host anyway).
 A command the image does not ship fails as the container runtime reports it (exit 126);
 a command the embedded cluster does not model fails with exit 127 and lists what is.
-Not yet: ``fortio``, ``pilot-agent request``, ``openssl``, ``nslookup``.
+Not yet: ``openssl``, ``nslookup``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from .curl import Curl
 from .vfs import files_of
 
 Obj = dict[str, Any]
-MODELLED = ("curl", "cat", "echo", "hostname", "true", "false", "sh -c", "bash -c")
+MODELLED = ("curl", "fortio", "pilot-agent request", "cat", "echo", "hostname", "true", "false",
+            "sh -c", "bash -c")
 NO_SHELL_KINDS = {"go-httpbin", "fortio"}  # distroless / scratch images
 SHELL_OPERATORS = ("|", ";", "&", ">", "<", "$(", "`")
 
@@ -50,6 +53,18 @@ def _command(runtime: Runtime, pod: Obj, container: str, image: str, argv: list[
         if version is None:
             return _not_in_image(argv[0])
         return Curl(runtime, pod, container, version, stdin).run(argv)
+    if command == "fortio":
+        if workload_kind(image) != "fortio":
+            return _not_in_image(argv[0])
+        from .fortio import Fortio
+
+        return Fortio(runtime, pod, container).run(argv)
+    if command == "pilot-agent":
+        if workload_kind(image) != "proxyv2":
+            return _not_in_image(argv[0])
+        from . import pilot_agent
+
+        return pilot_agent.run(runtime, pod, argv)
     if command in ("cat", "echo", "hostname", "true", "false"):
         if not _has_shell(image):
             return _not_in_image(argv[0])
