@@ -97,7 +97,18 @@ class PodLifecycle:
                 condition("ContainersReady", ready, reason, msg, previous=prev, probe_time=True),
                 condition("PodScheduled", "True", previous=prev, probe_time=True),
             ]
-        self._mutate(pod, fill)
+        if self._mutate(pod, fill) and init_ok:
+            self._announce(pod, statuses)
+
+    def _announce(self, pod: Obj, statuses: list[Obj]) -> None:
+        """Let the workload models write what a started container logs first."""
+        from ..workloads import container_started
+
+        running = {s["name"] for s in statuses if s["state"].get("running")}
+        when = self.rt.clock.now()
+        for c in pod["spec"].get("containers") or []:
+            if c["name"] in running:
+                container_started(self.rt, pod, c, when)
 
     def _back_off(self, pod: Obj) -> None:
         bad: list[tuple[str, str]] = []
