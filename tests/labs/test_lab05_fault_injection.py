@@ -1,0 +1,177 @@
+"""Lab 5.1 — Fault injection (manual: "调试 / 故障注入"). Checks L5.1-C01..L5.1-C05.
+
+With every service pinned to v1 and user jason routed to reviews v2 (the Istio samples
+``virtual-service-all-v1.yaml`` and ``virtual-service-reviews-test-v2.yaml``), the manual
+injects into ratings, for jason only, a 7 s delay (``virtual-service-ratings-test-delay.yaml``)
+and then an HTTP 500 abort (``virtual-service-ratings-test-abort.yaml``), and compares jason's
+page with the general public's in a browser. Here pages are loaded with curl from the
+``sleep`` pod inside the mesh, signed in through ``POST /login`` as a browser does, and timed
+by curl's ``%{time_total}`` (``timed_pages``); the embedded mesh's 7 s delay is virtual.
+
+The faults sit on the ratings route that matches ``end-user: jason``. Since everyone else is
+routed to reviews v1, which never calls ratings, the anonymous page cannot show whether the
+fault stays with jason; so, as the catalogue suggests (its "optional direct check"), the tests
+also call ratings from the mesh with and without ``end-user: jason``: only jason's calls are
+delayed or get ``fault filter abort``.
+
+Where the suite departs from the manual (catalogue appendix D): the 1.26 samples use
+``networking.istio.io/v1`` (the manual prints ``v1alpha3``); the Bookinfo 1.20 UI prints
+"Error fetching product reviews" without "!" (D-09); the manual gives no timings (D-31): the
+≈ 6 s of jason's delayed page is derived (productpage tries reviews twice with a 3 s timeout;
+reviews v2 waits up to 10 s for ratings, so the 7 s delay shows as a reviews timeout) and
+asserted with the catalogue's 5-8 s window; "fast" pages are asserted under 2 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pytest_istiolab import traffic, waiting
+from pytest_istiolab.timed_pages import PageClient, TimedPage
+
+pytestmark = [pytest.mark.lab(5)]
+
+NETWORKING = "samples/bookinfo/networking/"
+ALL_V1 = NETWORKING + "virtual-service-all-v1.yaml"
+TEST_V2 = NETWORKING + "virtual-service-reviews-test-v2.yaml"
+DELAY = NETWORKING + "virtual-service-ratings-test-delay.yaml"
+ABORT = NETWORKING + "virtual-service-ratings-test-abort.yaml"
+RATINGS = "http://ratings:9080/ratings/0"
+JASON_DELAYED = (5.0, 8.0)  # L5.1-C02: ≈ 6 s (appendix C)
+FAST = 2.0  # seconds: "the general public remains emotionally stable"
+DIRECT_DELAY = 7.0  # the fault's fixedDelay, as a direct call sees it
+
+
+@pytest.fixture(scope="module")
+def pages(sleep) -> PageClient:
+    return PageClient(sleep)
+
+
+@pytest.fixture
+def jason_on_v2(bookinfo, apply):
+    """Step 1: every service on v1, jason on reviews v2."""
+    apply(ALL_V1)
+    apply(TEST_V2)
+
+
+def eventually(cluster, check: Callable[[], object], description: str):  # type: ignore[no-untyped-def]
+    t = cluster.timeouts
+    return waiting.eventually(check, timeout=t.eventually, interval=t.poll_interval,
+                              consecutive=t.consecutive, description=description)
+
+
+def page_where(cluster, pages: PageClient, user: str | None,
+               check: Callable[[TimedPage], None], description: str) -> TimedPage:
+    def load() -> TimedPage:
+        page = pages.load(user)
+        check(page)
+        return page
+
+    return eventually(cluster, load, description)  # type: ignore[no-any-return]
+
+
+def on_v1_without_errors(page: TimedPage) -> None:
+    assert page.status == 200 and page.stars is None, page.describe()
+    assert (page.reviews_pod or "").startswith("reviews-v1-"), page.describe()
+    assert not page.reviews_unavailable and page.ratings_unavailable == 0, page.describe()
+    assert page.seconds < FAST, f"expected a fast page (< {FAST} s): {page.describe()}"
+
+
+def call_ratings(sleep, user: str | None) -> traffic.CurlResult:
+    """``curl ratings:9080/ratings/0`` from the sleep pod (``end-user: <user>`` if given)."""
+    headers = {"end-user": user} if user else None
+    result = sleep.exec("sleep", traffic.batch_argv([RATINGS], headers=headers, output=None))
+    return traffic.parse_batch(result.stdout)[0]
+
+
+# ------------------------------------------------------------------ L5.1-C01
+@pytest.mark.check("L5.1-C01")
+def test_jason_sees_black_stars_the_public_no_stars(jason_on_v2, cluster, pages):
+    """"Jason sees black stars, the general public sees no stars"."""
+    def jason_v2(page: TimedPage) -> None:
+        assert page.status == 200 and page.stars == "black", page.describe()
+        assert (page.reviews_pod or "").startswith("reviews-v2-"), page.describe()
+
+    page_where(cluster, pages, "jason", jason_v2, "jason sees reviews v2 (black stars)")
+    page_where(cluster, pages, None, on_v1_without_errors, "the public sees reviews v1")
+
+
+# ------------------------------------------------------------------ delay: C02, C03
+@pytest.mark.check("L5.1-C02")
+def test_delay_makes_jasons_reviews_unavailable_after_about_six_seconds(jason_on_v2, apply,
+                                                                         cluster, pages):
+    """"Jason stepped on a mine" (timing derived, D-31)."""
+    apply(DELAY)
+
+    def stepped_on_a_mine(page: TimedPage) -> None:
+        assert page.status == 200 and page.reviews_unavailable, page.describe()
+        assert "Error fetching product reviews" in page.html and page.stars is None
+        low, high = JASON_DELAYED
+        assert low <= page.seconds < high, f"expected {low}-{high} s: {page.describe()}"
+
+    page_where(cluster, pages, "jason", stepped_on_a_mine,
+               "jason's page shows reviews unavailable after about 6 s")
+
+
+@pytest.mark.check("L5.1-C03")
+def test_delay_does_not_affect_the_public(jason_on_v2, apply, cluster, pages):
+    """"The general public remains emotionally stable"."""
+    apply(DELAY)
+    page_where(cluster, pages, None, on_v1_without_errors, "the public's page stays fast")
+
+
+@pytest.mark.check("L5.1-C02", "L5.1-C03")
+def test_delay_hits_only_ratings_calls_of_jason(jason_on_v2, apply, cluster, sleep):
+    """The catalogue's direct check for the delay: only ``end-user: jason`` waits 7 s."""
+    apply(DELAY)
+
+    def delayed_for_jason() -> None:
+        jason = call_ratings(sleep, "jason")
+        assert jason.status == 200 and jason.time_total >= DIRECT_DELAY, jason
+
+    eventually(cluster, delayed_for_jason, "ratings calls of jason are delayed 7 s")
+    for user in (None, "tom"):
+        other = call_ratings(sleep, user)
+        assert other.status == 200 and other.time_total < FAST, (
+            f"a ratings call {'as ' + user if user else 'without end-user'} was delayed: {other}")
+
+
+# ------------------------------------------------------------------ abort: C04, C05
+@pytest.mark.check("L5.1-C04")
+def test_abort_shows_ratings_unavailable_to_jason(jason_on_v2, apply, cluster, pages):
+    """"Jason got hit": both reviews say the ratings service is unavailable, at once."""
+    apply(ABORT)
+
+    def got_hit(page: TimedPage) -> None:
+        assert page.status == 200 and page.ratings_unavailable == 2, page.describe()
+        assert (page.reviews_pod or "").startswith("reviews-v2-") and page.stars is None, \
+            page.describe()
+        assert page.seconds < FAST, f"expected a fast page (< {FAST} s): {page.describe()}"
+
+    page_where(cluster, pages, "jason", got_hit, "jason sees 'Ratings service is currently "
+                                                 "unavailable' twice")
+
+
+@pytest.mark.check("L5.1-C05")
+def test_abort_does_not_affect_the_public(jason_on_v2, apply, cluster, pages):
+    """"The general public is fine"."""
+    apply(ABORT)
+    page_where(cluster, pages, None, on_v1_without_errors, "the public's page has no errors")
+
+
+@pytest.mark.check("L5.1-C04", "L5.1-C05")
+def test_abort_hits_only_ratings_calls_of_jason(jason_on_v2, apply, cluster, sleep):
+    """The catalogue's direct check: jason's call gets Envoy's 500 ``fault filter abort``."""
+    apply(ABORT)
+
+    def aborted_for_jason() -> None:
+        jason = call_ratings(sleep, "jason")
+        assert (jason.status, (jason.body or "").strip()) == (500, "fault filter abort"), jason
+
+    eventually(cluster, aborted_for_jason, "ratings calls of jason are aborted with 500")
+    for user in (None, "tom"):
+        other = call_ratings(sleep, user)
+        assert other.status == 200 and '"ratings"' in (other.body or ""), (
+            f"a ratings call {'as ' + user if user else 'without end-user'} was hit: {other}")
