@@ -174,7 +174,10 @@ def retries_per_try_timeout(policy: RetryPolicy) -> bool:
 
 
 def backoff(policy: RetryPolicy, retry: int, draw: Callable[[float, float], float]) -> float:
-    """Seconds to wait before retry number ``retry`` (1-based); ``draw(low_ms, high_ms)``."""
+    """Seconds to wait before retry number ``retry`` (1-based).
+
+    ``draw(low_ms, high_ms)`` returns a uniform draw in seconds (``Flow.jitter``).
+    """
     ceiling = min(policy.backoff_base * (2 ** retry - 1), policy.backoff_base * 10)
     return draw(0.0, ceiling * 1000.0)
 
