@@ -33,7 +33,8 @@ def test_if_missing_installs_then_the_next_run_tests_the_mesh_as_it_is(bare):
     assert any("this run will install Istio 1.26.0 profile demo" in ln for ln in lines), lines
     assert "Lab 1: SUCCESS - 56 passed, 0 failed, 0 skipped" in first.stdout
 
-    second = run_suite(LAB01, LAB02, *bare.options(), "-rs")
+    second = run_suite(LAB01, LAB02, *bare.options(), "-rs", "-k",
+                       "lab01 or through_the_ingress or sidecar_2_of_2")
     assert second.returncode == 0, second.stdout[-4000:]
     lines = header(second.stdout)
     assert any(ln.startswith("istiolab: found Istio 1.26.0 in istio-system (istiod image "
@@ -41,7 +42,7 @@ def test_if_missing_installs_then_the_next_run_tests_the_mesh_as_it_is(bare):
     assert any("test the installed mesh as it is, no install" in ln for ln in lines), lines
     assert "Lab 1: PARTIAL - 50 passed, 0 failed, 6 skipped" in second.stdout
     assert "Istio was already installed on this cluster" in second.stdout
-    assert "Lab 2: SUCCESS - 46 passed" in second.stdout
+    assert "Lab 2: SUCCESS - 7 passed" in second.stdout  # Bookinfo and ingress, as found
 
 
 def test_header_says_which_cluster_and_what_the_run_changes(bare):
