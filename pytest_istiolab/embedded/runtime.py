@@ -152,11 +152,13 @@ class NodePortHolds:
                 if sock is None:
                     return None
                 self._held[port] = sock
-            sock, self._held[port] = self._held[port], None
+            lent, self._held[port] = self._held[port], None
+            if lent is None:
+                return None
             # connections of a listening socket linger in TIME_WAIT after it closes; they block
             # holding the port again (give_back) unless the listener had SO_REUSEADDR
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            return sock
+            lent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            return lent
 
     def give_back(self, port: int) -> None:
         """A listener closed its socket: hold the port again while its Service exists."""
