@@ -1,9 +1,10 @@
 """What a failing lab test reports (:mod:`diagnostics`), what the run found and will change
-(header lines and warnings), and the per-lab conformance summary at the end of a run."""
+(header lines and warnings), and test outcomes for ``--istio-keep=on-failure``.
+
+The per-lab conformance summary is :mod:`conformance`'s."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -111,31 +112,3 @@ def write_warnings(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.section("istiolab warnings", yellow=True)
         for warning in shown:
             terminalreporter.write_line(f"istiolab: {warning}", yellow=True, bold=True)
-
-
-def write_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Per lab: checks covered and passed/failed/skipped, a conformance line per lab."""
-    outcomes = config.stash.get(OUTCOMES_KEY, {})
-    if not outcomes:
-        return
-    per_lab: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    checks: dict[str, set[str]] = defaultdict(set)
-    items = {i.nodeid: i for i in getattr(terminalreporter._session, "items", [])}
-    for nodeid, outcome in outcomes.items():
-        item = items.get(nodeid)
-        lab_mark = item.get_closest_marker("lab") if item else None
-        if lab_mark is None or not lab_mark.args:
-            continue
-        lab = f"Lab {lab_mark.args[0]}"
-        per_lab[lab][outcome] += 1
-        for mark in item.iter_markers("check") if item else []:
-            checks[lab].update(mark.args)
-    if not per_lab:
-        return
-    terminalreporter.section("istiolab conformance")
-    for lab in sorted(per_lab, key=lambda s: int(s.split()[1])):
-        counts = per_lab[lab]
-        status = "FAILURE" if counts["failed"] else ("PARTIAL" if counts["skipped"] else "SUCCESS")
-        terminalreporter.write_line(
-            f"{lab}: {status} - {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped; checks covered: {len(checks[lab])}")
