@@ -19,11 +19,14 @@ Modelled, for plain HTTP/1.1:
   B3 when tracing is configured, peer-metadata headers towards non-mesh upstreams) and
   response headers (server: istio-envoy, x-envoy-upstream-service-time);
 * access logs in Istio's default TEXT and JSON formats when ``accessLogFile`` is set;
+* fault injection (``faults``: delay and abort, ``percentage`` and the deprecated
+  ``percent``, DI/FI, ``fault filter abort``) before the router; route timeouts and
+  retries (``resilience``: 504 ``UT``, Istio's default retry policy, ``retryOn``,
+  ``perTryTimeout``, back-off, ``URX``);
 * virtual time: latency is computed, never slept; a client deadline makes every hop
   still busy log ``0 DC``.
 
-Not yet modelled (see ``proxy`` for where each slots in): route timeouts and retries
-(including Envoy's default retries), fault injection, mirroring, circuit breaking and
+Not yet modelled (see ``proxy`` for where each slots in): mirroring, circuit breaking and
 outlier detection, PeerAuthentication/STRICT, JWT and AuthorizationPolicy, TLS (SIMPLE,
 MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter resources, metrics and spans.
 
