@@ -157,11 +157,15 @@ def test_with_the_retry_policy_reviews_stay_unavailable(bookinfo, apply, cluster
 @pytest.mark.check("L4.1-C05")
 def test_ratings_log_shows_two_calls_with_one_request_id_a_second_apart(bookinfo, apply,
                                                                         cluster, kube, pages):
-    """D-12: the documented observable, not its cause (see the module docstring)."""
+    """D-12: the documented observable, not its cause (see the module docstring).
+
+    A first load shows the routes are in effect; on a real mesh its own ratings lines can
+    still arrive after the log is read below (5-6 s later), and may be the pair found: it
+    is a page load under the same configuration, which is all the check says.
+    """
     apply(TIMEOUT)
     apply(RETRY)
-    page_where(cluster, pages, lambda p: _assert_unavailable(p),
-               "reviews are unavailable under retry.yaml")  # the routes are in effect
+    page_where(cluster, pages, _assert_unavailable, "reviews are unavailable under retry.yaml")
     ratings = bookinfo.pod("ratings")
 
     def read() -> list[AccessLogEntry]:
