@@ -33,12 +33,15 @@ What Envoy's router does with it (modelled here, for one request on one hop):
   ``x-envoy-expected-rq-timeout-ms`` when a timeout applies; ``x-envoy-upstream-service-time``
   covers all tries and back-offs.
 
-Not modelled: the cluster's retry circuit breaker (``max_retries``; Istio leaves it
-unlimited) and retry budgets, hedging, the ``x-envoy-retry-on``/``x-envoy-max-retries``/
-``x-envoy-upstream-rq-timeout-ms`` request headers, ``retriable-headers``,
-``envoy-ratelimited`` and the gRPC conditions (the model speaks HTTP/1.1), locality-aware
-``retryRemoteLocalities`` (one locality). An unparsable duration counts as absent: a real
-cluster's validating webhook would have rejected the VirtualService.
+This is the router of outbound sidecars and gateways. Not modelled: the inbound side's
+``reset-before-request`` retries (Istio >= 1.24 retries an app that refuses the connection;
+here the inbound sidecar answers 503 ``UF`` at once), the cluster's retry circuit breaker
+(``max_retries``; Istio leaves it unlimited) and retry budgets, hedging, the
+``x-envoy-retry-on``/``x-envoy-max-retries``/``x-envoy-upstream-rq-timeout-ms`` request
+headers, ``retriable-headers``, ``envoy-ratelimited`` and the gRPC conditions (the model
+speaks HTTP/1.1), locality-aware ``retryRemoteLocalities`` (one locality). An unparsable
+duration counts as absent: a real cluster's validating webhook would have rejected the
+VirtualService.
 """
 
 from __future__ import annotations
