@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
@@ -125,13 +125,36 @@ def _namespaces(cluster: ClusterSession, istio_settings: Settings) -> Iterator[N
 @pytest.fixture(scope="module")
 def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
                   _namespaces: Namespaces, istio_settings: Settings) -> Iterator[str]:
-    """A namespace of this lab module, labelled ``istio-injection=enabled``, unique per run."""
+    """A namespace of this lab module, labelled ``istio-injection=enabled``, unique per run.
+
+    A module that routes through the ingress gateway holds the run's ingress lock for its
+    duration: the manual's Gateways all claim hosts ``*``, so two such modules running at
+    once on one shared cluster (xdist on kind or an existing context) would route each
+    other's traffic.
+    """
     name = lab_namespace_name(_module_label(request), istio_settings.run_id)
-    with _clear_errors():
-        _namespaces.create(name, inject=True)
-    yield name
-    if _should_remove(request, istio_settings):
-        _namespaces.delete(name)
+    with ExitStack() as stack:
+        if _module_uses_ingress(request):
+            lock: MeshLock = request.getfixturevalue("ingress_lock")
+            stack.enter_context(lock.exclusive())
+        with _clear_errors():
+            _namespaces.create(name, inject=True)
+        yield name
+        if _should_remove(request, istio_settings):
+            _namespaces.delete(name)
+
+
+@pytest.fixture(scope="session")
+def ingress_lock(cluster: ClusterSession) -> MeshLock:
+    """Serializes the lab modules that route through the (shared) ingress gateway."""
+    return MeshLock(f"{cluster.kube.server}|{cluster.handle.context}|ingress")
+
+
+def _module_uses_ingress(request: pytest.FixtureRequest) -> bool:
+    module = request.node.nodeid
+    return any(item.nodeid.startswith(module + "::") and
+               {"ingress", "bookinfo"} & set(getattr(item, "fixturenames", ()))
+               for item in request.session.items)
 
 
 @pytest.fixture
@@ -203,11 +226,12 @@ def _mesh_shared(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def mesh_wide(istio: IstioInstallation, mesh_lock: MeshLock,
-              istio_settings: Settings) -> Iterator[MeshWide]:
+def mesh_wide(istio: IstioInstallation, mesh_lock: MeshLock, istio_settings: Settings,
+              lab_namespace: str) -> Iterator[MeshWide]:
     """Make mesh-wide changes (``reinstall``, ``set_mesh_config``), restored at module end.
 
-    Holds the mesh lock exclusively for the module. Skipped with ``--istio-read-only``.
+    Holds the mesh lock exclusively for the module (taken after the module's namespace and
+    ingress lock, so locks are always taken in one order). Skipped with ``--istio-read-only``.
     """
     if istio_settings.read_only:
         pytest.skip("changes mesh-wide state, and --istio-read-only is set")
@@ -227,12 +251,9 @@ def check_ids(request: pytest.FixtureRequest) -> tuple[str, ...]:
 
 
 def _module_label(request: pytest.FixtureRequest) -> str:
-    mark = request.node.get_closest_marker("lab") if hasattr(request.node, "get_closest_marker") \
-        else None
+    """``test_lab03_traffic_management`` -> ``lab03-traffic-management`` (one per module)."""
     module = request.module.__name__.rsplit(".", 1)[-1]
-    if mark is not None and mark.args:
-        return f"lab{int(mark.args[0]):02d}"
-    return re.sub(r"[^a-z0-9-]", "-", module.lower().removeprefix("test_"))[:40].strip("-")
+    return re.sub(r"[^a-z0-9-]", "-", module.lower().removeprefix("test_"))[:50].strip("-")
 
 
 def _should_remove(request: pytest.FixtureRequest, settings: Settings) -> bool:

@@ -71,14 +71,6 @@ class Bookinfo(App):
                         headers={"Referer": ingress.url("/productpage")})
             return client.get("/productpage")
 
-    def product_pages_in_mesh(self, count: int, *, from_app: str = "ratings",
-                              user_cookie: str | None = None) -> list[traffic.CurlResult]:
-        """``count`` requests for /productpage from inside the mesh, in one exec."""
-        urls = ["http://productpage:9080/productpage"] * count
-        headers = {"Cookie": f"session={user_cookie}"} if user_cookie else None
-        result = self.exec(from_app, traffic.batch_argv(urls, headers=headers))
-        return traffic.parse_batch(result.stdout)
-
 
 @dataclass
 class Sleep(App):
