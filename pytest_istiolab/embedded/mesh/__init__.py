@@ -23,12 +23,15 @@ Modelled, for plain HTTP/1.1:
   ``percent``, DI/FI, ``fault filter abort``) before the router; route timeouts and
   retries (``resilience``: 504 ``UT``, Istio's default retry policy, ``retryOn``,
   ``perTryTimeout``, back-off, ``URX``);
+* per-sidecar connection pools with Envoy's circuit breakers (``pool``: 503 ``UO``
+  overflow) and outlier detection (``outlier``), the cluster stats ``pilot-agent request GET
+  stats`` prints (``stats``), and VirtualService mirroring (``mirror``: ``-shadow`` copies);
 * virtual time: latency is computed, never slept; a client deadline makes every hop
   still busy log ``0 DC``.
 
-Not yet modelled (see ``proxy`` for where each slots in): mirroring, circuit breaking and
-outlier detection, PeerAuthentication/STRICT, JWT and AuthorizationPolicy, TLS (SIMPLE,
-MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter resources, metrics and spans.
+Not yet modelled (see ``proxy`` for where each slots in): PeerAuthentication/STRICT, JWT and
+AuthorizationPolicy, TLS (SIMPLE, MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter
+resources, metrics and spans.
 
 Public API
 ----------
