@@ -54,7 +54,7 @@ def test_a_run_with_failing_tests_leaves_nothing_behind(baseline):
     # off the embedded provider, diagnostics ask istioctl (the embedded one says what it lacks)
     assert "--- $ istioctl proxy-config routes sleep-" in result.stdout
     assert "proxy-config is not modelled by the embedded cluster" in result.stdout
-    assert "--- $ istioctl analyze -n lab07-" in result.stdout
+    assert "--- $ istioctl analyze -n lab-meshwide-" in result.stdout
     assert_unchanged(before, baseline, result.stdout)
 
 
