@@ -269,9 +269,9 @@ class Lane:
 
 def lanes_of(runtime: Runtime, pod: Obj) -> dict[str, Lane]:
     """Every lane of ``pod``'s sidecar, by cluster name (cumulative for the pod's life)."""
-    registry: dict[tuple[str, str], dict[str, Lane]] = extension(runtime, "pool", dict)
-    meta = pod["metadata"]
-    key = (str(meta.get("namespace") or "default"), str(meta["name"]))
+    registry: dict[tuple[str, str, str], dict[str, Lane]] = extension(runtime, "pool", dict)
+    meta = pod["metadata"]  # the uid: a re-created pod of the same name starts from zero
+    key = (str(meta.get("namespace") or "default"), str(meta["name"]), str(meta.get("uid", "")))
     return registry.setdefault(key, {})
 
 
