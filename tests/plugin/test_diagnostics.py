@@ -54,7 +54,8 @@ def test_a_failed_lab_test_reports_manifests_commands_pods_and_events(pytester):
     huge.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
                                     "metadata": {"name": "huge"},
                                     "data": {f"k{i}": "x" * 200 for i in range(400)}}))
-    pytester.makepyfile(LAB_MODULE.format(huge=str(huge)))
+    # named like a lab module: its namespace is lab03-diagnostics-<run>
+    pytester.makepyfile(test_lab03_diagnostics=LAB_MODULE.format(huge=str(huge)))
     report = pytester.path / "report.html"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--html={report}",
                                            "--self-contained-html")
@@ -67,7 +68,7 @@ def test_a_failed_lab_test_reports_manifests_commands_pods_and_events(pytester):
     assert re.search(r"--- commands run by the test \(\d+\)\n\$ ", section)
     assert "$ apply namespace/lab03-" in section and "$ apply deployment.apps/sleep" in section
     assert "$ apply virtualservice.networking.istio.io/productpage -n lab03-" in section
-    assert re.search(r"--- pods and logs in lab03-\w+\npod sleep-\S+: Running, 2/2 ready",
+    assert re.search(r"--- pods and logs in lab03-[\w-]+\npod sleep-\S+: Running, 2/2 ready",
                      section)
     assert "Scheduled Pod/sleep-" in section.split("\n--- events in lab03-", 1)[1]
     assert "istioctl proxy-config" not in section  # the embedded istioctl does not model it
