@@ -25,15 +25,24 @@ class Applier:
                  **variables: str) -> list[ObjectRef]:
         docs = manifests.load(manifest, None, **variables)
         self.sources.append((str(manifest), manifests.dump(docs)))
+        ns = namespace or self.namespace
         refs = []
         for doc in docs:  # one by one: what was applied before a failure is still cleaned up
+            # Remember the object before the request: an interrupt (Ctrl-C) landing while
+            # the request is in flight must not leave an object nobody will delete.
+            expected = self.kube.ref_for(doc, ns)
+            new = expected not in self.applied
+            if new:
+                self.applied.append(expected)
             try:
-                ref = self.kube.apply([doc], namespace=namespace or self.namespace)[0]
-            except ClusterError as err:
+                ref = self.kube.apply([doc], namespace=ns)[0]
+            except ClusterError as err:  # the server answered: nothing was created
+                if new:
+                    self.applied.remove(expected)
                 raise ClusterError(f"{manifest}: {err.cause}", err.fix) from err
-            refs.append(ref)
-            if ref not in self.applied:
+            if ref != expected and ref not in self.applied:
                 self.applied.append(ref)
+            refs.append(ref)
         return refs
 
     def delete(self, manifest: str | Path, *, namespace: str | None = None,

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import cryptography.hazmat.primitives.asymmetric.ec  # noqa: F401 - see below
-import cryptography.hazmat.primitives.asymmetric.rsa  # noqa: F401
-import cryptography.x509  # noqa: F401
 import pytest
 from realcluster_testkit import Target, start_target, stop_target
-
-# In-process pytester runs elsewhere in the suite may start an embedded cluster, importing
-# cryptography for the first time inside the inner run; pytester then drops those modules from
-# sys.modules, and a second import no longer matches cryptography's compiled bindings ("curve
-# must be an EllipticCurve instance"). Imported here, at collection, they survive every inner run.
 
 
 @pytest.fixture(scope="module")

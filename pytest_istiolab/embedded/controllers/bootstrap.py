@@ -12,6 +12,14 @@ from __future__ import annotations
 
 import datetime
 
+# Imported at module load, not lazily: a test harness that unloads modules imported during an
+# inner run (pytester) would otherwise leave cryptography's Python layer out of step with its
+# already-initialised Rust bindings ("curve must be an EllipticCurve instance").
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 from ..runtime import Runtime
 from ..store import StoreError
 from .admission import register_admission
@@ -119,11 +127,6 @@ def cluster_ca_pem(common_name: str = "kubernetes", organization: str = "") -> s
     """A self-signed CA certificate (EC P-256, made once per process and subject)."""
     key_id = (common_name, organization)
     if key_id not in _CA_PEMS:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization \
             else []
