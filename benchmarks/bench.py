@@ -11,6 +11,8 @@ Speed is measured here, never by timed tests.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -75,13 +77,23 @@ def bench_cold_start(count: int) -> None:
 
 
 def bench_lab(module: Path) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:randomly", str(module)], cwd=ROOT, capture_output=True,
-                          text=True)
-    elapsed = time.perf_counter() - t0
+    """Wall time of one lab module in its own pytest process, and its execs per test."""
+    with tempfile.TemporaryDirectory() as tmp:
+        counts_file = Path(tmp) / "execs.json"
+        env = {**os.environ, "ISTIOLAB_EXEC_COUNTS": str(counts_file),
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"),
+                                              os.environ.get("PYTHONPATH", "")])}
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "-p", "execcount", str(module)], cwd=ROOT, capture_output=True,
+                              text=True, env=env)
+        elapsed = time.perf_counter() - t0
+        counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
     last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-    print(f"{module.name}: {elapsed:.1f} s wall  [{last}]")
+    per_test = [n for test, n in counts.items() if test != "(setup)"]
+    execs = (f"execs per test: median {statistics.median(per_test):.0f}, max {max(per_test)}; "
+             f"fixture setup {counts.get('(setup)', 0)}") if per_test else "no execs"
+    print(f"{module.name}: {elapsed:.1f} s wall  [{last}]  {execs}")
     return elapsed
 
 
