@@ -7,24 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .embedded.install.profiles import ALL_PROFILES, MODELLED_PROFILES, PROFILE_LIMITS
+
 DEFAULT_ISTIO_VERSION = "1.26.0"
 DEFAULT_PROFILE = "demo"
 
-# Profiles shipped in manifests/profiles of Istio 1.26 (`istioctl profile list`).
-ISTIO_PROFILES: tuple[str, ...] = (
-    "ambient", "default", "demo", "empty", "minimal", "openshift", "openshift-ambient",
-    "preview", "remote", "stable",
-)
-# What the embedded cluster models; others are refused with the reason.
-EMBEDDED_PROFILES: tuple[str, ...] = ("default", "demo", "minimal", "empty")
-EMBEDDED_PROFILE_LIMITS: dict[str, str] = {
-    "ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
-    "openshift-ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
-    "openshift": "OpenShift security constraints and istio-cni are not modelled",
-    "preview": "preview features are not modelled",
-    "remote": "multicluster (a remote cluster without its own control plane) is not modelled",
-    "stable": "the 'stable' profile's feature gates are not modelled",
-}
+# Profiles shipped in manifests/profiles of Istio 1.26 (`istioctl profile list`), those the
+# embedded cluster models, and why it refuses the others: one table, kept by the embedded
+# installer (the layer that knows what it models).
+ISTIO_PROFILES: tuple[str, ...] = ALL_PROFILES
+EMBEDDED_PROFILES: tuple[str, ...] = MODELLED_PROFILES
+EMBEDDED_PROFILE_LIMITS: dict[str, str] = PROFILE_LIMITS
 
 CLUSTER_PROVIDERS: tuple[str, ...] = ("embedded", "kind", "existing")
 KEEP_CHOICES: tuple[str, ...] = ("never", "on-failure", "always")
