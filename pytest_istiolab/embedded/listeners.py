@@ -12,8 +12,8 @@ that port (so the ingress gateway's 8080 is refused until a Gateway exists, as o
 cluster) or it is the status port 15021; an injected pod (its sidecar takes every port);
 an application the workload models listen on that port. Listeners follow the store:
 they open when that becomes true and close when it stops (Service deleted, nodePort
-changed, Gateway removed). HTTP/1.1 with keep-alive, Content-Length and chunked request
-bodies; no HTTP/2, no Upgrade.
+changed, Gateway removed). Each connection is served by :mod:`httpconn` (HTTP/1.1, shared
+with ``pods/portforward``).
 
 Scope: TLS is not served yet (Lab 6 brings it): a port whose Gateway servers are all HTTPS
 (443 -> 8443) stays unbound, so clients get "connection refused".
@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
+from .httpconn import HttpHandler
 from .mesh import gateways
 from .mesh.config import namespace_of, snapshot, spec_of
-from .mesh.engine import ingress
-from .mesh.headers import Headers
-from .mesh.model import Request, Response, reason_phrase
 from .mesh.topology import has_sidecar, is_gateway, service_pods, target_port
 from .runtime import Runtime
 from .store import Event
@@ -45,7 +42,6 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 WATCHED = {("", "services"), ("", "pods"), ("", "endpoints"),
            ("networking.istio.io", "gateways")}
-HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
 
 
 @dataclass(frozen=True)
@@ -72,13 +68,14 @@ def desired_bindings(runtime: Runtime) -> dict[int, Binding]:
         pods = service_pods(snap, svc)
         for port in spec_of(svc).get("ports") or []:
             node_port = port.get("nodePort")
-            if node_port and any(_listens(snap, pod, target_port(port, pod)) for pod in pods):
+            if node_port and any(listens(snap, pod, target_port(port, pod)) for pod in pods):
                 out[int(node_port)] = Binding(namespace_of(svc), svc["metadata"]["name"],
                                               int(port["port"]))
     return out
 
 
-def _listens(snap: Any, pod: Obj, port: int) -> bool:
+def listens(snap: Any, pod: Obj, port: int) -> bool:
+    """Whether something in ``pod`` accepts connections on ``port`` (see the module doc)."""
     if is_gateway(pod):
         return port == 15021 or port in gateways.listening_ports(
             snap, pod, gateways.HTTP_PROTOCOLS)
@@ -162,7 +159,7 @@ class _NodePortServer(ThreadingHTTPServer):
         self.runtime, self.binding = runtime, binding
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
-        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+        super().__init__(sock.getsockname(), HttpHandler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.server_address = sock.getsockname()
@@ -184,6 +181,14 @@ class _NodePortServer(ThreadingHTTPServer):
                 except OSError:
                     pass
 
+    def opened(self, conn: socket.socket) -> None:
+        with self.conn_lock:
+            self.connections.add(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        with self.conn_lock:
+            self.connections.discard(conn)
+
     def target(self) -> tuple[Obj, int] | None:
         """A ready pod behind the binding's Service (kube-proxy's random pick) and its port."""
         snap = snapshot(self.runtime)
@@ -198,95 +203,3 @@ class _NodePortServer(ThreadingHTTPServer):
             return None
         pod = self.runtime.rng.choice(pods)
         return pod, target_port(port, pod)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60  # idle keep-alive connections
-    server: _NodePortServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.conn_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.conn_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        return
-
-    def handle_one_request(self) -> None:
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-        except OSError:
-            self.close_connection = True
-            return
-        if not self.raw_requestline or len(self.raw_requestline) > 65536:
-            self.close_connection = True
-            return
-        if not self.parse_request():
-            return
-        self._serve()
-
-    def _serve(self) -> None:
-        body = self._read_body()
-        target = self.server.target()
-        if target is None:
-            self._abort()
-            return
-        pod, port = target
-        headers = Headers((k, v) for k, v in self.headers.items()
-                          if k.lower() != "host" and k.lower() not in HOP_BY_HOP)
-        host, port_number = self.server.server_address[:2]
-        authority = self.headers.get("Host") or f"{host!s}:{port_number}"
-        request = Request(self.command, self.path, authority, headers, body)
-        response = ingress(self.server.runtime, pod, port, request,
-                           client=(self.client_address[0], self.client_address[1]))
-        if response.failure is not None:
-            self._abort()
-            return
-        self._write(response)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _write(self, response: Response) -> None:
-        status = response.status
-        reason = response.reason or reason_phrase(status)
-        headers = response.headers.copy()
-        no_body = self.command == "HEAD" or status in (204, 304) or 100 <= status < 200
-        if "content-length" not in headers and "transfer-encoding" not in headers:
-            if self.command == "HEAD":
-                headers.add("transfer-encoding", "chunked")
-            elif not no_body:
-                headers.add("content-length", str(len(response.body)))
-        if self.close_connection or self.request_version == "HTTP/1.0":
-            headers.set("connection", "close")
-            self.close_connection = True
-        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
-        data = head.encode("latin-1") + b"\r\n" + (b"" if no_body else response.body)
-        self.wfile.write(data)
-        self.wfile.flush()
-
-    def _abort(self) -> None:
-        """Reset the connection: no HTTP response (nothing behind the port answers)."""
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-        except OSError:
-            pass
