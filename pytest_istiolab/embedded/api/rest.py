@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import discovery, logs, scale, tables, watch, writes, wsexec
+from . import discovery, logs, portforward, scale, tables, watch, writes, wsexec
 from .context import ApiContext, context_of
 from .params import flag, int_param, wants_table
 from .paths import Target, parse_target, split_group_version
@@ -56,8 +56,11 @@ async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
     method, sub = request.method, t.sub
     if sub == "exec" and method in ("GET", "POST"):
         return await wsexec.serve(request, ctx, t)
+    if sub == "portforward" and method in ("GET", "POST") and t.rt.plural == "pods":
+        return await portforward.serve(request, ctx, t)
     if sub in ("attach", "portforward", "proxy"):
-        raise not_modelled(f"{t.rt.plural}/{sub} (exec works over websockets, and Services "
+        raise not_modelled(f"{t.rt.plural}/{sub} (exec and port-forward work over websockets, "
+                           "and Services "
                            "are reachable through their NodePorts on 127.0.0.1)")
     if sub == "log":
         _only_get(request, "pods/log")
