@@ -11,13 +11,22 @@ Lab 2 computes (and every later lab reuses)::
 and sends HTTP requests there with one shared ``httpx.Client`` (keep-alive, no proxies from the
 environment, no redirects followed — like curl). A cluster provider that knows a better address
 for its nodes (kind: the node container's port mapping) passes ``node_address``.
+
+Where the node address is not reachable from the test host (kind on macOS, private cloud
+nodes: neither the http2 nor the status-port NodePort accepts a TCP connection within
+``probe_timeout``), the gateway is reached through a port-forward instead: a local relay on
+``127.0.0.1`` per Service port, to the gateway pod's targetPort (:mod:`.portforward`).
+``via`` says which ("nodeport" or "port-forward"); host, ports and GATEWAY_URL then name the
+relay. A refused connection on both ports also counts as unreachable (nothing to talk to).
 """
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -25,8 +34,14 @@ import httpx
 from .errors import ClusterError
 from .kube import Kube
 from .kube_status import is_pod_ready, is_terminating
+from .portforward import PortForwardRelay
 from .timeouts import Timeouts
 
+log = logging.getLogger(__name__)
+NODEPORT, PORT_FORWARD = "nodeport", "port-forward"
+PROBE_PORTS = ("http2", "status-port")
+
+Obj = dict[str, Any]
 ISTIO_NAMESPACE = "istio-system"
 GATEWAY_SELECTOR = "istio=ingressgateway"
 GATEWAY_SERVICE = "istio-ingressgateway"
@@ -39,6 +54,7 @@ class GatewayAddress:
 
     host: str
     ports: dict[str, int]
+    target_ports: dict[str, int | str] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
         if name not in self.ports:
@@ -56,9 +72,42 @@ def find_gateway(kube: Kube, node_address: str | None = None,
     if service is None:
         raise ClusterError(f"no service {GATEWAY_SERVICE} in namespace {namespace}",
                            FIX_NO_GATEWAY)
-    ports = {p["name"]: int(p["nodePort"]) for p in (service.get("spec") or {}).get("ports", [])
+    spec_ports = (service.get("spec") or {}).get("ports", [])
+    ports = {p["name"]: int(p["nodePort"]) for p in spec_ports
              if p.get("name") and p.get("nodePort")}
-    return GatewayAddress(node_address or _gateway_host_ip(kube, namespace), ports)
+    targets = {p["name"]: p.get("targetPort", p.get("port")) for p in spec_ports if p.get("name")}
+    return GatewayAddress(node_address or _gateway_host_ip(kube, namespace), ports, targets)
+
+
+def ready_gateway_pod(kube: Kube, namespace: str = ISTIO_NAMESPACE) -> Obj:
+    """The ready ingress gateway pod a port-forward goes to (ClusterError when none)."""
+    pods = [p for p in kube.pods(namespace, GATEWAY_SELECTOR)
+            if not is_terminating(p) and is_pod_ready(p)]
+    if not pods:
+        raise ClusterError(f"no ready ingress gateway pod (label {GATEWAY_SELECTOR}) in "
+                           f"namespace {namespace} to port-forward to", FIX_NO_GATEWAY)
+    return sorted(pods, key=lambda p: str(p["metadata"]["name"]))[0]
+
+
+def container_port(pod: Obj, target: int | str) -> int:
+    """A Service targetPort (a number or a container port name) as a port number."""
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    raise ClusterError(f"gateway pod {pod['metadata']['name']} has no container port named "
+                       f"{target!r}", "fix the targetPort of the istio-ingressgateway Service")
+
+
+def accepts(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _gateway_host_ip(kube: Kube, namespace: str) -> str:
@@ -79,11 +128,16 @@ class Ingress:
     """HTTP to the ingress gateway's NodePorts (``http://$GATEWAY_URL/...``)."""
 
     def __init__(self, kube: Kube, *, node_address: str | None = None,
-                 timeouts: Timeouts | None = None, namespace: str = ISTIO_NAMESPACE) -> None:
+                 timeouts: Timeouts | None = None, namespace: str = ISTIO_NAMESPACE,
+                 probe_timeout: float = 2.0) -> None:
         self.kube, self.node_address, self.namespace = kube, node_address, namespace
         self.timeouts = timeouts or kube.timeouts
+        self.probe_timeout = probe_timeout
         self._address: GatewayAddress | None = None
         self._client: httpx.Client | None = None
+        self._via: str | None = None
+        self._relays: dict[str, PortForwardRelay] = {}
+        self._relay_api: Any = None
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -93,28 +147,69 @@ class Ingress:
         return self._address
 
     def refresh(self) -> None:
-        """Read host and ports again (after a reinstall recreated the gateway)."""
+        """Read host and ports again (after a reinstall recreated the gateway).
+
+        Relays stay: each connection picks a ready gateway pod when it starts."""
         self._address = None
 
     @property
+    def via(self) -> str:
+        """How the gateway is reached: "nodeport" (node address) or "port-forward" (API)."""
+        if self._via is None:
+            address = self.address
+            probes = [address.ports[n] for n in PROBE_PORTS if n in address.ports]
+            if not probes or any(accepts(address.host, p, self.probe_timeout) for p in probes):
+                self._via = NODEPORT
+            else:
+                self._via = PORT_FORWARD
+                log.warning("ingress: node address %s does not accept connections on the "
+                            "gateway NodePorts %s; falling back to a port-forward to the "
+                            "gateway pod through the Kubernetes API", address.host, probes)
+        return self._via
+
+    @property
     def host(self) -> str:
-        """INGRESS_HOST."""
-        return self.address.host
+        """INGRESS_HOST (127.0.0.1 through a port-forward)."""
+        return "127.0.0.1" if self.via == PORT_FORWARD else self.address.host
+
+    def named_port(self, name: str) -> int:
+        """The nodePort of the Service port ``name``, or the local port relaying to it."""
+        if self.via == NODEPORT:
+            return self.address.port(name)
+        relay = self._relays.get(name)
+        if relay is None:
+            relay = self._relays[name] = self._new_relay(name)
+        return relay.port
+
+    def _new_relay(self, name: str) -> PortForwardRelay:
+        target = self.address.target_ports.get(name)
+        if target is None:
+            raise ClusterError(f"service {GATEWAY_SERVICE} in {self.namespace} has no port "
+                               f"named {name!r} to port-forward to", FIX_NO_GATEWAY)
+        if self._relay_api is None:
+            self._relay_api = self.kube.new_api_client()
+
+        def pick() -> tuple[str, int]:
+            pod = ready_gateway_pod(self.kube, self.namespace)
+            return str(pod["metadata"]["name"]), container_port(pod, target)
+
+        return PortForwardRelay(self._relay_api, self.namespace, pick,
+                                name=f"ingress port-forward ({name})")
 
     @property
     def port(self) -> int:
         """INGRESS_PORT: the nodePort of the port named http2."""
-        return self.address.port("http2")
+        return self.named_port("http2")
 
     @property
     def secure_port(self) -> int:
         """SECURE_INGRESS_PORT: the nodePort of the port named https."""
-        return self.address.port("https")
+        return self.named_port("https")
 
     @property
     def tcp_port(self) -> int:
         """TCP_INGRESS_PORT: the nodePort of the port named tcp."""
-        return self.address.port("tcp")
+        return self.named_port("tcp")
 
     @property
     def gateway_url(self) -> str:
@@ -186,6 +281,12 @@ class Ingress:
         if self._client is not None:
             self._client.close()
             self._client = None
+        relays, self._relays = list(self._relays.values()), {}
+        for relay in relays:
+            relay.close()
+        if self._relay_api is not None:
+            self._relay_api.close()
+            self._relay_api = None
 
     def _record(self, method: str, url: str, host: str | None, response: httpx.Response) -> None:
         hook = self.kube.on_command

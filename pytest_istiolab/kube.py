@@ -103,6 +103,10 @@ class Kube(WaitMixin, ExecMixin):
         self.server = self.api_client.configuration.host
 
     # ------------------------------------------------------------------ connection
+    def new_api_client(self) -> k8s_client.ApiClient:
+        """A dedicated ApiClient for this cluster (streams patch the client they are given)."""
+        return self._new_client(self.context_name)
+
     def _new_client(self, context: str | None) -> k8s_client.ApiClient:
         cfg = k8s_client.Configuration()
         cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=3)
