@@ -104,7 +104,8 @@ def test_manual_variables(ingress: Ingress, node_port: int) -> None:
 
 def test_node_address_overrides_the_host_ip(cluster: Cluster, kube: Kube, node_port: int) -> None:
     gateway(cluster, kube, node_port, with_pod=False)
-    assert Ingress(kube, node_address="172.18.0.2").gateway_url == f"172.18.0.2:{node_port}"
+    address = Ingress(kube, node_address="172.18.0.2").address  # unreachable here: no probe
+    assert (address.host, address.port("http2")) == ("172.18.0.2", node_port)
 
 
 def test_get_sends_host_header_and_cookies(ingress: Ingress) -> None:
