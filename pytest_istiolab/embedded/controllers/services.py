@@ -261,9 +261,17 @@ def _write_slice(runtime: Runtime, svc: Obj, pods: list[Obj]) -> None:
                          "generateName": f"{meta['name']}-"},
             "addressType": "IPv4", "endpoints": endpoints, "ports": ports}
     try:
-        store.create(ert, body, ns)
+        created = store.create(ert, body, ns)
     except StoreError:
-        pass
+        return
+    current = store.try_get(rtype(store, SERVICE), ns, meta["name"])
+    if current is None or current["metadata"]["uid"] != meta["uid"]:
+        # the Service went while this slice was being made (the garbage collector already ran
+        # for it): remove the orphan, as the garbage collector would
+        try:
+            store.delete(ert, ns, created["metadata"]["name"])
+        except StoreError:
+            pass
 
 
 def _upsert(runtime: Runtime, key: tuple[str, str], ns: str, name: str, body: Obj,
