@@ -23,6 +23,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SHARED_PROVIDER_KEY = pytest.StashKey[ClusterProvider]()
 SHARED_HANDLE_KEY = pytest.StashKey[ClusterHandle]()
 HANDLE_INPUT = "istiolab_cluster_handle"
+RUN_ID_INPUT = "istiolab_run_id"  # the controller's run id, the same on every xdist worker
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,7 +104,9 @@ def _settings(config: pytest.Config) -> Settings:
             value = config.workerinput.get("istiolab_seed")  # same seed on every xdist worker
         return value
 
-    return from_lookup(lookup, _workdir(config))
+    workerinput = getattr(config, "workerinput", {})
+    return from_lookup(lookup, _workdir(config), run_id=workerinput.get(RUN_ID_INPUT),
+                       worker=workerinput.get("workerid", ""))
 
 
 def _workdir(config: pytest.Config) -> Path:
@@ -117,6 +120,7 @@ def pytest_configure_node(node: object) -> None:  # pragma: no cover - xdist hoo
     config: pytest.Config = node.config  # type: ignore[attr-defined]
     settings = config.stash[SETTINGS_KEY]
     node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
+    node.workerinput[RUN_ID_INPUT] = settings.run_id  # type: ignore[attr-defined]
     handle = config.stash.get(SHARED_HANDLE_KEY, None)
     if handle is not None:
         node.workerinput[HANDLE_INPUT] = handle_to_json(handle)  # type: ignore[attr-defined]

@@ -28,7 +28,8 @@ class Settings:
     keep: str = "never"
     istioctl: str | None = None
     seed: int = 0
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])  # same on xdist workers
+    worker: str = ""  # the xdist worker id ("gw0"), empty in a run without workers
     workdir: Path = Path(".")
     install: str = "if-missing"
     kind_name: str | None = None
@@ -37,6 +38,12 @@ class Settings:
     release_url: str | None = None
     read_only: bool = False
     external_host: str = c.DEFAULT_EXTERNAL_HOST
+
+    @property
+    def scope_id(self) -> str:
+        """The run id of what belongs to this process alone (its lab namespaces): the run id,
+        plus the worker id under xdist, where workers share the run id and may share a cluster."""
+        return f"{self.run_id}{self.worker}"
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -62,8 +69,11 @@ def default_kubeconfig() -> Path:
     return Path(first) if first else Path.home() / ".kube" / "config"
 
 
-def from_lookup(get: Lookup, workdir: Path) -> Settings:
-    """Build and validate settings; ``get(option)`` returns the raw value (option > ini > env)."""
+def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
+                worker: str = "") -> Settings:
+    """Build and validate settings; ``get(option)`` returns the raw value (option > ini > env).
+
+    ``run_id``: the controller's, on an xdist worker (a new one otherwise)."""
     profile = _choice(get(c.OPT_PROFILE) or c.DEFAULT_PROFILE, c.ISTIO_PROFILES, c.OPT_PROFILE)
     cluster = _choice(get(c.OPT_CLUSTER) or "embedded", c.CLUSTER_PROVIDERS, c.OPT_CLUSTER)
     keep = _choice(get(c.OPT_KEEP) or "never", c.KEEP_CHOICES, c.OPT_KEEP)
@@ -89,6 +99,7 @@ def from_lookup(get: Lookup, workdir: Path) -> Settings:
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
         read_only=_flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY), external_host=external_host,
+        worker=worker, **({"run_id": run_id} if run_id else {}),
     )
 
 
