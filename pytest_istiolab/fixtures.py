@@ -94,16 +94,23 @@ def addons(cluster: ClusterSession, istio: IstioInstallation,
     """The observability addons (prometheus, grafana, jaeger, kiali, loki) in istio-system.
 
     Objects that exist already are used as they are; only what the run adds is removed (even
-    when the run is interrupted while adding them).
+    when the run is interrupted while adding them). What the run adds is labelled with its run
+    id; on a cluster shared by xdist workers each worker holds the run's addons lock shared
+    while it uses them, and the last one to let go (it gets the lock exclusively) removes them.
     """
-    added = Addons(cluster.kube, ADDONS)
+    lock = MeshLock(f"{cluster.kube.server}|{cluster.handle.context}|{istio_settings.run_id}"
+                    "|addons")
+    added = Addons(cluster.kube, ADDONS, run_id=istio_settings.run_id)
     try:
-        with _clear_errors():
-            added.install()
-        yield added
+        with lock.shared():
+            with _clear_errors():
+                added.install()
+            yield added
     finally:
         if istio_settings.keep != "always":
-            added.cleanup()
+            with lock.try_exclusive() as last:
+                if last:
+                    added.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +122,11 @@ def ingress(cluster: ClusterSession, istio: IstioInstallation) -> Ingress:
 
 @pytest.fixture(scope="session")
 def _namespaces(cluster: ClusterSession, istio_settings: Settings) -> Iterator[Namespaces]:
-    namespaces = Namespaces(cluster.kube, istio_settings.run_id)
+    namespaces = Namespaces(cluster.kube, istio_settings.scope_id)  # this worker's alone
     yield namespaces
     if istio_settings.keep == "never":
         namespaces.delete_all()
-        sweep_run_namespaces(cluster.kube, istio_settings.run_id)  # created, never recorded
+        sweep_run_namespaces(cluster.kube, istio_settings.scope_id)  # created, never recorded
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +139,7 @@ def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
     once on one shared cluster (xdist on kind or an existing context) would route each
     other's traffic.
     """
-    name = lab_namespace_name(_module_label(request), istio_settings.run_id)
+    name = lab_namespace_name(_module_label(request), istio_settings.scope_id)
     with ExitStack() as stack:
         if _module_uses_ingress(request):
             lock: MeshLock = request.getfixturevalue("ingress_lock")

@@ -23,10 +23,11 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from .constants import LABEL_MANAGED
+from .constants import LABEL_MANAGED, LABEL_RUN
 from .errors import ClusterError
 from .istioctl import IstioVersion
 from .kube import Kube, ObjectRef
@@ -203,27 +204,52 @@ class Addons:
     tested with its own: an object that exists is left exactly as it is, never re-applied or
     deleted. Each object the run creates is recorded *before* its request, so an interrupted
     run (Ctrl-C mid-apply) still removes it (deleting what is missing is fine).
+
+    With a ``run_id``, what the run creates carries ``istiolab.io/run=<run id>``, and cleanup
+    also removes the manifests' objects carrying it: under xdist on a shared cluster another
+    worker of the same run may have created them (this one found them). Deciding *when* to
+    clean up (the last worker using them) is the caller's part (the ``addons`` fixture).
     """
 
     def __init__(self, kube: Kube, manifests: Iterable[str | Path],
-                 namespace: str = ISTIO_NAMESPACE) -> None:
+                 namespace: str = ISTIO_NAMESPACE, run_id: str | None = None) -> None:
         self.kube, self.manifests, self.namespace = kube, list(manifests), namespace
+        self.run_id = run_id
         self.created: list[ObjectRef] = []
         self.found: list[ObjectRef] = []
 
     def install(self) -> Addons:
-        for manifest in self.manifests:
-            for doc in load(manifest):
-                ref = self.kube.ref_for(doc, self.namespace)
-                if self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace) is not None:
-                    self.found.append(ref)
-                    continue
-                self.created.append(ref)
-                self.kube.apply([doc], self.namespace)
+        for doc in self._docs():
+            ref = self.kube.ref_for(doc, self.namespace)
+            if self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace) is not None:
+                self.found.append(ref)
+                continue
+            self.created.append(ref)
+            self.kube.apply([self._labelled(doc)], self.namespace)
         self.kube.wait_for_deployments(self.namespace)
         self.kube.wait_for_statefulsets(self.namespace)
         return self
 
     def cleanup(self) -> None:
-        refs, self.created = self.created, []
+        created, self.created = set(self.created), []
+        refs = [ref for ref in (self.kube.ref_for(doc, self.namespace) for doc in self._docs())
+                if ref in created or self._ours(ref)]
         self.kube.delete_all(refs)  # newest first
+
+    def _docs(self) -> list[dict[str, Any]]:
+        return [doc for manifest in self.manifests for doc in load(manifest)]
+
+    def _labelled(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if not self.run_id:
+            return doc
+        meta = dict(doc.get("metadata") or {})
+        meta["labels"] = {**(meta.get("labels") or {}), LABEL_RUN: self.run_id}
+        return {**doc, "metadata": meta}
+
+    def _ours(self, ref: ObjectRef) -> bool:
+        """Whether the live object carries this run's label."""
+        if not self.run_id:
+            return False
+        obj = self.kube.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(LABEL_RUN) == self.run_id)

@@ -70,6 +70,24 @@ class MeshLock:
             if not self._exclusive:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def try_exclusive(self) -> Iterator[bool]:
+        """The lock exclusively if no other process holds it (True), else at once False."""
+        handle = self._open()
+        if not self._exclusive:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        self._exclusive += 1
+        try:
+            yield True
+        finally:
+            self._exclusive -= 1
+            if not self._exclusive:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _open(self) -> IO[str]:
         if self._file is None:
             self._file = open(self.path, "a+")  # noqa: SIM115 - held for the process lifetime
