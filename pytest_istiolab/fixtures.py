@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TypeVar
 
 import pytest
 
@@ -18,7 +19,7 @@ from .istioctl import Istioctl
 from .kube import Kube
 from .meshwide import MeshLock, MeshWide
 from .namespaces import Namespaces, lab_namespace_name
-from .samples import Bookinfo, Httpbin, Sleep
+from .samples import App, Bookinfo, Httpbin, Sleep
 from .session import ClusterSession
 from .settings import Settings
 
@@ -179,40 +180,42 @@ def apply(request: pytest.FixtureRequest, cluster: ClusterSession, lab_namespace
             applier.cleanup()
 
 
+AppT = TypeVar("AppT", bound=App)
+
+
+def _deployed(request: pytest.FixtureRequest, cluster: ClusterSession, namespace: str,
+              settings: Settings, kind: type[AppT]) -> Iterator[AppT]:
+    """Deploy a sample app into ``namespace`` for a module; remove it at the end."""
+    app = kind(cluster, namespace, Applier(cluster.kube, namespace))
+    with _clear_errors():
+        app.deploy()
+    yield app
+    if _should_remove(request, settings):
+        app.applier.cleanup()
+
+
 @pytest.fixture(scope="module")
 def bookinfo(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
              lab_namespace: str, istio_settings: Settings) -> Iterator[Bookinfo]:
     """Bookinfo deployed in the lab namespace with its gateway and default DestinationRules."""
-    app = Bookinfo(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
-    with _clear_errors():
-        app.deploy().expose()
-    yield app
-    if _should_remove(request, istio_settings):
-        app.applier.cleanup()
+    for app in _deployed(request, cluster, lab_namespace, istio_settings, Bookinfo):
+        with _clear_errors():
+            app.expose()
+        yield app
 
 
 @pytest.fixture(scope="module")
 def sleep(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
           lab_namespace: str, istio_settings: Settings) -> Iterator[Sleep]:
     """The ``sleep`` client (curl) deployed in the lab namespace, with its sidecar."""
-    app = Sleep(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
-    with _clear_errors():
-        app.deploy()
-    yield app
-    if _should_remove(request, istio_settings):
-        app.applier.cleanup()
+    yield from _deployed(request, cluster, lab_namespace, istio_settings, Sleep)
 
 
 @pytest.fixture(scope="module")
 def httpbin(request: pytest.FixtureRequest, cluster: ClusterSession, istio: IstioInstallation,
             lab_namespace: str, istio_settings: Settings) -> Iterator[Httpbin]:
     """httpbin (the Istio 1.26 sample) deployed in the lab namespace, with its sidecar."""
-    app = Httpbin(cluster, lab_namespace, Applier(cluster.kube, lab_namespace))
-    with _clear_errors():
-        app.deploy()
-    yield app
-    if _should_remove(request, istio_settings):
-        app.applier.cleanup()
+    yield from _deployed(request, cluster, lab_namespace, istio_settings, Httpbin)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,10 @@ class App:
     def kube(self) -> Kube:
         return self.session.kube
 
+    def deploy(self) -> App:
+        """Apply the sample's manifests and wait until it is ready (each sample defines it)."""
+        raise NotImplementedError
+
     def pod(self, app: str) -> str:
         return self.kube.first_pod(self.namespace, f"app={app}")
 
