@@ -7,6 +7,7 @@ follow the lab manual by hand with kubectl (>= 1.30), istioctl, curl and openssl
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         cluster.stop()
+        if args.dir is None:  # a temp dir of our own: leave nothing behind
+            shutil.rmtree(cluster.workdir, ignore_errors=True)
     return 0
 
 
