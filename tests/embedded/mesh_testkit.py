@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,86 +21,90 @@ from pytest_istiolab.embedded.mesh.model import Request
 from pytest_istiolab.embedded.resources import ResourceType
 from pytest_istiolab.embedded.runtime import Runtime
 from pytest_istiolab.embedded.store import Store
+from pytest_istiolab.manifests import substitute
 
 Obj = dict[str, Any]
 ISTIO_TYPES = [("virtualservices", "VirtualService", "vs"),
                ("destinationrules", "DestinationRule", "dr"),
                ("gateways", "Gateway", "gw"), ("serviceentries", "ServiceEntry", "se")]
-# ---- Istio config the labs apply (1.26 samples and the manual's files)
-BOOKINFO_GATEWAY = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: bookinfo-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 8080, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: bookinfo}
-spec:
-  hosts: ["*"]
-  gateways: [bookinfo-gateway]
-  http:
-  - match:
-    - uri: {exact: /productpage}
-    - uri: {prefix: /static}
-    - uri: {exact: /login}
-    - uri: {exact: /logout}
-    - uri: {prefix: /api/v1/products}
-    route:
-    - destination: {host: productpage, port: {number: 9080}}
-"""
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
-TEST_GATEWAY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: test-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: test-gateway}
-spec:
-  hosts: ["*"]
-  gateways: [test-gateway]
-  http:
-  - match:
-    - uri: {prefix: /details}
-    - uri: {exact: /health}
-    route:
-    - destination: {host: details, port: {number: 9080}}
-"""
 
-HTTPBIN_GATEWAY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: httpbin-gateway}
-spec:
-  selector: {istio: ingressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["httpbin.example.com"]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: httpbin}
-spec:
-  hosts: ["httpbin.example.com"]
-  gateways: [httpbin-gateway]
-  http:
-  - match:
-    - uri: {prefix: /status}
-    - uri: {prefix: /delay}
-    route:
-    - destination: {port: {number: 8000}, host: httpbin}
-"""
+def manifest_text(*paths: str, external_host: str = "httpbin.org") -> str:
+    """The text of manifests under ``manifests/`` (``${EXTERNAL_HOST}`` filled in), joined."""
+    texts = [(MANIFESTS / p).read_text() for p in paths]
+    return "\n---\n".join(substitute(t, {"EXTERNAL_HOST": external_host}, p) if "${" in t
+                           else t for p, t in zip(paths, texts))
+
+
+def edited(text: str, *edits: Callable[[Obj], None]) -> str:
+    """``text`` with each document passed through ``edits`` (a variant of a manual's file)."""
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for doc in docs:
+        for edit in edits:
+            edit(doc)
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def any_host(doc: Obj) -> None:
+    """Gateway servers and VirtualService hosts become ``*``."""
+    if doc["kind"] == "Gateway":
+        for server in doc["spec"]["servers"]:
+            server["hosts"] = ["*"]
+    if doc["kind"] == "VirtualService":
+        doc["spec"]["hosts"] = ["*"]
+
+
+def vs_hosts(*hosts: str) -> Callable[[Obj], None]:
+    def edit(doc: Obj) -> None:
+        if doc["kind"] == "VirtualService":
+            doc["spec"]["hosts"] = list(hosts)
+    return edit
+
+
+def vs_gateways(*names: str) -> Callable[[Obj], None]:
+    def edit(doc: Obj) -> None:
+        if doc["kind"] == "VirtualService":
+            doc["spec"]["gateways"] = list(names)
+    return edit
+
+
+def vs_prefixes(*prefixes: str) -> Callable[[Obj], None]:
+    """The first HTTP rule matches exactly these uri prefixes."""
+    def edit(doc: Obj) -> None:
+        if doc["kind"] == "VirtualService":
+            doc["spec"]["http"][0]["match"] = [{"uri": {"prefix": p}} for p in prefixes]
+    return edit
+
+
+def gateway_selector(**labels: str) -> Callable[[Obj], None]:
+    def edit(doc: Obj) -> None:
+        if doc["kind"] == "Gateway":
+            doc["spec"]["selector"] = dict(labels)
+    return edit
+
+
+def renamed(name: str) -> Callable[[Obj], None]:
+    def edit(doc: Obj) -> None:
+        doc["metadata"]["name"] = name
+    return edit
+
+
+# ---- Istio config the labs apply: the repo's own copies of the 1.26 samples and manual files
+NETWORKING = "samples/bookinfo/networking/"
+BOOKINFO_GATEWAY = manifest_text(NETWORKING + "bookinfo-gateway.yaml")
+TEST_GATEWAY = manifest_text("lab03-traffic-management/gateway.yaml",
+                             "lab03-traffic-management/virtualservice.yaml")
+HTTPBIN_GATEWAY = manifest_text("lab03-traffic-management/ingressgateway.yaml",
+                                "lab03-traffic-management/ingressvs.yaml")
+TEST_V2 = manifest_text(NETWORKING + "virtual-service-reviews-test-v2.yaml")
+FIFTY_V3 = manifest_text(NETWORKING + "virtual-service-reviews-50-v3.yaml")
+SERVICE_ENTRY = manifest_text("lab03-service-entry-egress/egressse.yaml")
+EGRESS_GATEWAY = manifest_text("lab03-service-entry-egress/egressgw.yaml")
+EGRESS_VIRTUAL_SERVICE = manifest_text("lab03-service-entry-egress/egressvs.yaml")
+# only the reviews rule of destination-rule-all.yaml: the mesh tests route reviews alone
+
+
 
 DR_ALL = """
 apiVersion: networking.istio.io/v1
@@ -114,79 +118,10 @@ spec:
   - {name: v3, labels: {version: v3}}
 """
 
-TEST_V2 = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - match:
-    - headers:
-        end-user: {exact: jason}
-    route:
-    - destination: {host: reviews, subset: v2}
-  - route:
-    - destination: {host: reviews, subset: v1}
-"""
 
-FIFTY_V3 = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: v1}
-      weight: 50
-    - destination: {host: reviews, subset: v3}
-      weight: 50
-"""
 
-SERVICE_ENTRY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: ServiceEntry
-metadata: {name: httpbin}
-spec:
-  hosts: [httpbin.org]
-  ports: [{number: 80, name: http-port, protocol: HTTP}]
-  resolution: DNS
-"""
 
-EGRESS_GATEWAY = """
-apiVersion: networking.istio.io/v1alpha3
-kind: Gateway
-metadata: {name: istio-egressgateway}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [httpbin.org]
-"""
-EGRESS_VIRTUAL_SERVICE = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: vs-for-egressgateway}
-spec:
-  hosts: [httpbin.org]
-  gateways: [istio-egressgateway, mesh]
-  http:
-  - match: [{gateways: [mesh], port: 80}]
-    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local,
-                           subset: httpbin, port: {number: 80}}, weight: 100}]
-  - match: [{gateways: [istio-egressgateway], port: 80}]
-    route: [{destination: {host: httpbin.org, port: {number: 80}}, weight: 100}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: dr-for-egressgateway}
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets: [{name: httpbin}]
-"""
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.26.0"
-MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 BOOKINFO = "docker.io/istio/examples-bookinfo-{}:1.20.3"
 
 

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from mesh_testkit import BOOKINFO_GATEWAY, HTTPBIN_GATEWAY, TEST_GATEWAY, Kit
+from mesh_testkit import (
+    BOOKINFO_GATEWAY,
+    HTTPBIN_GATEWAY,
+    TEST_GATEWAY,
+    Kit,
+    any_host,
+    edited,
+    vs_prefixes,
+)
 
 from pytest_istiolab.embedded.listeners import Binding, ListenerManager, desired_bindings
 
@@ -114,8 +122,7 @@ def test_host_routing_and_the_404_of_an_unpublished_path(kit: Kit,
 
 
 def test_request_bodies_reach_the_app(kit: Kit, listeners: ListenerManager) -> None:
-    kit.apply(HTTPBIN_GATEWAY.replace('"httpbin.example.com"', '"*"')
-              .replace("prefix: /status}", "prefix: /anything}"))
+    kit.apply(edited(HTTPBIN_GATEWAY, any_host, vs_prefixes("/anything", "/delay")))
     port = http2_port(kit)
     posted = httpx.post(f"http://127.0.0.1:{port}/anything", data={"a": "1"}, timeout=5).json()
     assert posted["form"] == {"a": ["1"]} and posted["method"] == "POST"

@@ -18,7 +18,11 @@ from mesh_testkit import (
     HTTPBIN_GATEWAY,
     SERVICE_ENTRY,
     Kit,
+    any_host,
+    edited,
+    renamed,
     request,
+    vs_prefixes,
 )
 
 from pytest_istiolab.embedded.mesh import ingress, request_from_pod
@@ -154,7 +158,7 @@ def test_registry_only_blocks_then_service_entry_allows(kit: Kit) -> None:
     entry = parsed_log(kit, "sleep")[-1]
     assert (entry["details"], entry["route"], entry["cluster"]) == \
         ("direct_response", "block_all", "-")
-    kit.apply(SERVICE_ENTRY.replace("name: httpbin}", "name: httpbin-ext}"))
+    kit.apply(edited(SERVICE_ENTRY, renamed("httpbin-ext")))
     allowed = send(kit, "http://httpbin.org/ip")
     assert allowed.status == 200 and list(json.loads(allowed.body)) == ["origin"]
 
@@ -203,8 +207,7 @@ def test_ingress_delay_reports_upstream_service_time_and_moves_the_clock(kit: Ki
 
 def test_ingress_request_carries_gateway_identity_to_the_app(kit: Kit) -> None:
     """L3.5-C07: XFCC URI is the ingress gateway's service account; Host echoes the authority."""
-    kit.apply(HTTPBIN_GATEWAY.replace('"httpbin.example.com"', '"*"')
-              .replace("prefix: /status}\n    - uri: {prefix: /delay}", "prefix: /headers}"))
+    kit.apply(edited(HTTPBIN_GATEWAY, any_host, vs_prefixes("/headers")))
     response = ingress(kit.rt, kit.ingress_pod(), 8080, request("/headers", "127.0.0.1:30193"),
                        ("127.0.0.1", 50001))
     echoed = json.loads(response.body)["headers"]

@@ -14,7 +14,13 @@ from mesh_testkit import (
     HTTPBIN_GATEWAY,
     TEST_GATEWAY,
     Kit,
+    any_host,
+    edited,
+    gateway_selector,
     request,
+    vs_gateways,
+    vs_hosts,
+    vs_prefixes,
 )
 
 from pytest_istiolab.embedded.mesh import gateways
@@ -75,28 +81,26 @@ def test_host_specific_virtual_host_wins_and_other_paths_get_404(kit: Kit) -> No
 
 
 def test_virtual_service_hosts_intersect_server_hosts(kit: Kit) -> None:
-    kit.apply(HTTPBIN_GATEWAY.replace('hosts: ["httpbin.example.com"]\n  gateways', 'hosts: ["*"]\n'
-                                      "  gateways"))
+    kit.apply(edited(HTTPBIN_GATEWAY, vs_hosts("*")))
     assert route(kit, "/status/200", "httpbin.example.com").destinations
     assert route(kit, "/status/200", "elsewhere.example.com").local is not None
 
 
 def test_replacing_the_gateway_hosts_with_star_publishes_for_any_host(kit: Kit) -> None:
     """L3.5-C07 (ingressgateway2.yaml): hosts "*" and a /headers route."""
-    kit.apply(HTTPBIN_GATEWAY.replace('"httpbin.example.com"', '"*"')
-              .replace("prefix: /status}\n    - uri: {prefix: /delay}", "prefix: /headers}"))
+    kit.apply(edited(HTTPBIN_GATEWAY, any_host, vs_prefixes("/headers")))
     assert route(kit, "/headers", "127.0.0.1:30193").destinations
     assert route(kit, "/status/200", "127.0.0.1:30193").local is not None
 
 
 def test_no_gateway_selects_the_pod_means_no_route(kit: Kit) -> None:
-    kit.apply(BOOKINFO_GATEWAY.replace("istio: ingressgateway", "istio: other"))
+    kit.apply(edited(BOOKINFO_GATEWAY, gateway_selector(istio="other")))
     assert gateways.servers_on(snapshot(kit.rt), kit.ingress_pod(), 8080) == []
     assert route(kit, "/productpage").local is not None
 
 
 def test_virtual_service_must_name_the_gateway(kit: Kit) -> None:
-    kit.apply(BOOKINFO_GATEWAY.replace("gateways: [bookinfo-gateway]", "gateways: [other]"))
+    kit.apply(edited(BOOKINFO_GATEWAY, vs_gateways("other")))
     assert route(kit, "/productpage").local is not None
 
 
