@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..runtime import Runtime
 from . import network, proxy
-from .flow import Flow, Peer, failed
+from .flow import Flow, Hops, Peer, failed
 from .headers import Headers
 from .hosts import dns_lookup
 from .model import Request, Response
@@ -35,7 +35,7 @@ def request_from_pod(runtime: Runtime, pod: Obj, method: str, url: str,
     budget in seconds: past it the result is a ``timeout`` failure and every hop still busy
     logs ``DC``. ``nested`` calls (made by applications) do not move the clock.
     """
-    flow = Flow.of(runtime)
+    flow = Flow.of(runtime, HOPS)
     t = start if start is not None else runtime.clock.now()
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
@@ -76,11 +76,21 @@ def deliver(flow: Flow, pod: Obj | None, request: Request, ip: str, port: int, s
 def ingress(runtime: Runtime, pod: Obj, port: int, request: Request,
             client: tuple[str, int] = ("127.0.0.1", 40000), start: float | None = None) -> Response:
     """A request from outside the cluster arriving at ``pod``'s ``port`` (NodePort traffic)."""
-    flow = Flow.of(runtime)
+    flow = Flow.of(runtime, HOPS)
     t = start if start is not None else runtime.clock.now()
     response = network.to_pod(flow, pod, port, request, Peer(client[0], client[1]), t, None)
     runtime.clock.advance_to(response.end)
     return response
+
+
+def _app_send(runtime: Runtime, pod: Obj, method: str, url: str, headers: Headers,
+              body: bytes, start: float, timeout: float | None) -> Response:
+    """An application's own request: from its pod, without moving the clock."""
+    return request_from_pod(runtime, pod, method, url, headers, body, start=start,
+                            timeout=timeout, nested=True)
+
+
+HOPS = Hops(gateway=proxy.gateway, inbound=proxy.inbound, app_send=_app_send)
 
 
 def _first(addresses: list[str] | None) -> str | None:

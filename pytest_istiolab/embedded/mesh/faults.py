@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import clusters, flags, routing
-from .flow import failed
+from .flow import HopContext, Next, failed
 from .model import LocalReply, Request, Response, RouteDecision
 from .resilience import parse_duration
-
-if TYPE_CHECKING:
-    from .proxy import Hop, Next
 
 Obj = dict[str, Any]
 ABORT_BODY = "fault filter abort"
@@ -93,7 +90,7 @@ def _fraction(spec: Obj, *, legacy: bool) -> Fraction:
     return NEVER
 
 
-def fault_filter(hop: Hop, decision: RouteDecision, request: Request, start: float,
+def fault_filter(hop: HopContext, decision: RouteDecision, request: Request, start: float,
                  deadline: float | None, next_: Next) -> Response:
     """The ``envoy.filters.http.fault`` filter for the route in ``decision``."""
     fault = parse_fault((decision.http_route or {}).get("fault"))
@@ -123,7 +120,7 @@ def fault_filter(hop: Hop, decision: RouteDecision, request: Request, start: flo
     return response
 
 
-def _record_cluster(hop: Hop, decision: RouteDecision) -> None:
+def _record_cluster(hop: HopContext, decision: RouteDecision) -> None:
     """An aborted request still names the route's cluster in the access log."""
     if not decision.destinations:
         return

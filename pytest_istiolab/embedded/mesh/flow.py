@@ -1,19 +1,29 @@
-"""The context one request travels with through the model, and the ends of a connection."""
+"""The context one request travels with through the model, and the ends of a connection.
+
+It also names the seams between hops, so no module imports the one that calls it:
+:class:`Hops` is how ``network`` hands a connection to the next Envoy (the engine wires the
+proxies in), :class:`HopContext` is what an HTTP filter or the router's helpers see of the
+Envoy they run in, and :data:`Next` is the rest of that Envoy's filter chain.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from ..runtime import Runtime
+from .accesslog import AccessRecord
 from .config import Snapshot, snapshot
 from .headers import Headers
-from .model import Failure, Response
+from .model import Failure, LocalReply, Request, Response
 from .state import MeshState, mesh_state
 
 Obj = dict[str, Any]
+Next = Callable[[Request, float], Response]
+"""The rest of a hop's filter chain: ``next(request, at)``."""
 
 
 @dataclass
@@ -23,10 +33,11 @@ class Flow:
     runtime: Runtime
     snap: Snapshot
     state: MeshState
+    hops: Hops
 
     @classmethod
-    def of(cls, runtime: Runtime) -> Flow:
-        return cls(runtime, snapshot(runtime), mesh_state(runtime))
+    def of(cls, runtime: Runtime, hops: Hops) -> Flow:
+        return cls(runtime, snapshot(runtime), mesh_state(runtime), hops)
 
     @property
     def rng(self) -> random.Random:
@@ -46,6 +57,33 @@ class Peer:
     pod: Obj | None = None  # the workload behind the address; None for the outside world
     mtls: bool = False  # Istio mutual TLS: the peer is a mesh proxy with a workload identity
     sni: str = "-"  # the requested server name of the connection
+
+
+# (flow, pod, pod port, request, client, start, client deadline) -> Response
+PodEntry = Callable[["Flow", Obj, int, Request, Peer, float, "float | None"], Response]
+# (runtime, pod, method, url, headers, body, start, timeout seconds or None) -> Response
+AppSend = Callable[[Runtime, Obj, str, str, Headers, bytes, float, "float | None"], Response]
+
+
+@dataclass(frozen=True)
+class Hops:
+    """Where ``network`` hands a connection next; :mod:`.engine` builds the one in use."""
+
+    gateway: PodEntry  # a gateway pod's Envoy takes a connection to one of its ports
+    inbound: PodEntry  # an injected pod's sidecar takes a connection for its application
+    app_send: AppSend  # an application's own request, sent from its pod through the mesh
+
+
+class HopContext(Protocol):
+    """What a filter, the router's retry loop and the fault filter use of one Envoy hop."""
+
+    flow: Flow
+    record: AccessRecord
+
+    @property
+    def namespace(self) -> str: ...
+
+    def local_reply(self, reply: LocalReply, request: Request, at: float) -> Response: ...
 
 
 def failed(kind: str, start: float, after: float = 0.0, message: str = "") -> Response:

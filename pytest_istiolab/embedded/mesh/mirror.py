@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import clusters, hosts, network
+from . import clusters, hosts, network, pool
 from .config import namespace_of
 from .flow import Flow, Peer
 from .model import Cluster, Destination, Endpoint, Request, Response, RouteDecision
@@ -101,8 +101,6 @@ def fire(flow: Flow, proxy: Obj, proxy_ip: str, decision: RouteDecision,
 
 def _default_sender(flow: Flow, proxy: Obj, proxy_ip: str,
                     prepare: Callable[[Endpoint], Request]) -> Sender:
-    from . import pool
-
     def send(cluster: Cluster, at: float) -> Response | None:
         lane = pool.lane(flow.runtime, proxy, cluster)
         endpoints = lane.healthy(cluster.endpoints, at)

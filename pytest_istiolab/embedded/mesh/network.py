@@ -7,11 +7,14 @@
 * anything else: connection refused (unreachable addresses are not modelled further).
 
 An application that listens on nothing modelled on that port refuses the connection.
+The Envoys that take a connection (a gateway, a sidecar's inbound side) and an
+application's own outbound requests are reached through ``flow.hops``, so this module
+never imports the proxies or the engine that call it.
 """
 
 from __future__ import annotations
 
-from ..workloads import app_for
+from ..workloads import app_for, external
 from ..workloads.base import AppContext, AppRequest
 from . import internet
 from .flow import Flow, Peer, failed
@@ -44,12 +47,10 @@ def connect(flow: Flow, ip: str, port: int, request: Request, client: Peer, star
 
 def to_pod(flow: Flow, pod: dict, port: int, request: Request, client: Peer, start: float,
            deadline: float | None) -> Response:
-    from . import proxy  # the proxies call back into this module
-
     if is_gateway(pod):
-        return proxy.gateway(flow, pod, port, request, client, start, deadline)
+        return flow.hops.gateway(flow, pod, port, request, client, start, deadline)
     if has_sidecar(pod) and port not in PROXY_PORTS:
-        return proxy.inbound(flow, pod, port, request, client, start, deadline)
+        return flow.hops.inbound(flow, pod, port, request, client, start, deadline)
     return to_app(flow, pod, port, request, client, start)
 
 
@@ -71,8 +72,6 @@ def to_app(flow: Flow, pod: dict, port: int, request: Request, remote: Peer,
 
 def to_public(flow: Flow, name: str, ip: str, port: int, request: Request, client: Peer,
               start: float) -> Response:
-    from ..workloads import external
-
     seen_from = Peer(internet.CLUSTER_EGRESS_IP, client.port)
     answer, took = external.handle(name, request, seen_from, start, flow.state)
     body = b"" if request.method == "HEAD" else answer.body
@@ -82,11 +81,10 @@ def to_public(flow: Flow, name: str, ip: str, port: int, request: Request, clien
 
 def _caller(flow: Flow, pod: dict):  # type: ignore[no-untyped-def]
     """Outbound calls of an application: through the mesh, from its pod."""
-    from .engine import request_from_pod
+    send = flow.hops.app_send
 
     def call(method: str, url: str, headers: Headers, body: bytes, start: float,
              timeout: float | None) -> Response:
-        return request_from_pod(flow.runtime, pod, method, url, headers, body, start=start,
-                                timeout=timeout, nested=True)
+        return send(flow.runtime, pod, method, url, headers, body, start, timeout)
 
     return call

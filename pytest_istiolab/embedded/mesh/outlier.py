@@ -22,6 +22,7 @@ Not modelled: success-rate and failure-percentage detection, ``splitExternalLoca
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +42,17 @@ class OutlierPolicy:
     max_ejection_percent: int = 10
 
 
+def seconds(value: object, default: float) -> float:
+    """A protobuf Duration as YAML carries it (``1s``, ``3m``, ``100ms``, ``1.5s``, ``1h``)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(ms|s|m|h)\s*", str(value or ""))
+    if not match:
+        return default
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[
+        match.group(2)]
+
+
 def outlier_policy(policy: Obj) -> OutlierPolicy | None:
     """The ``outlierDetection`` block of an effective trafficPolicy, or None without one."""
-    from .pool import seconds
-
     raw = policy.get("outlierDetection")
     if raw is None:
         return None

@@ -34,7 +34,6 @@ modelled: priorities other than ``default``, HTTP/2 upstream multiplexing, idle 
 from __future__ import annotations
 
 import math
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,15 +96,6 @@ def _int(value: object, default: int) -> int:
     except ValueError:
         return default
     return number if number > 0 or default == 0 else default
-
-
-def seconds(value: object, default: float) -> float:
-    """A protobuf Duration as YAML carries it (``1s``, ``3m``, ``100ms``, ``1.5s``, ``1h``)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(ms|s|m|h)\s*", str(value or ""))
-    if not match:
-        return default
-    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[
-        match.group(2)]
 
 
 # ----------------------------------------------------------------------- the timeline

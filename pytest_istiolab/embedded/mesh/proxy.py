@@ -40,7 +40,7 @@ from . import (
     routing,
 )
 from .config import namespace_of, tracing_enabled
-from .flow import Flow, Peer, failed, http_date, millis
+from .flow import Flow, Next, Peer, failed, http_date, millis
 from .headers import Headers
 from .model import (
     Cluster,
@@ -54,7 +54,6 @@ from .model import (
 from .topology import has_sidecar, is_gateway, pod_ip, pod_labels, pod_name, spiffe_id
 
 Obj = dict[str, Any]
-Next = Callable[[Request, float], Response]
 HttpFilter = Callable[["Hop", RouteDecision, Request, float, "float | None", Next], Response]
 FILTERS: dict[str, list[HttpFilter]] = {"outbound": [faults.fault_filter], "inbound": [],
                                         "gateway": [faults.fault_filter]}

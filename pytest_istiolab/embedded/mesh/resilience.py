@@ -51,14 +51,11 @@ import re
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import flags
-from .flow import failed, millis
+from .flow import HopContext, failed, millis
 from .model import Endpoint, LocalReply, Request, Response
-
-if TYPE_CHECKING:
-    from .proxy import Hop
 
 Obj = dict[str, Any]
 DEFAULT_RETRY_ON = frozenset({"connect-failure", "refused-stream", "unavailable", "cancelled",
@@ -196,7 +193,7 @@ def pick_endpoint(endpoints: Sequence[Endpoint], tried: list[Endpoint], rng: ran
 
 
 # ------------------------------------------------------------------------ router
-def forward(hop: Hop, route: Obj | None, request: Request, at: float, deadline: float | None,
+def forward(hop: HopContext, route: Obj | None, request: Request, at: float, deadline: float | None,
             attempt: Attempt, counters: MutableMapping[str, int] | None = None) -> Response:
     """Send ``request`` upstream with the route's timeout and retries; the client's answer.
 
@@ -274,7 +271,7 @@ def _retriable(policy: RetryPolicy, answer: Response) -> bool:
     return flags.has(answer.response_flags, "UF") and retries_reset(policy)
 
 
-def _gave_up(hop: Hop, request: Request, at: float, deadline: float | None,
+def _gave_up(hop: HopContext, request: Request, at: float, deadline: float | None,
              overall: float | None, count: _Count) -> Response:
     """The client's deadline (it closes the stream: DC) or the route timeout (504 UT)."""
     if deadline is not None and (overall is None or deadline <= overall):
@@ -285,7 +282,8 @@ def _gave_up(hop: Hop, request: Request, at: float, deadline: float | None,
     return _local(hop, reply, request, at, overall)
 
 
-def _local(hop: Hop, reply: LocalReply, request: Request, at: float, when: float) -> Response:
+def _local(hop: HopContext, reply: LocalReply, request: Request, at: float,
+           when: float) -> Response:
     response = hop.local_reply(reply, request, when)
     response.start, response.duration = at, when - at + response.duration
     hop.record.upstream_service_time = None
@@ -303,7 +301,7 @@ def _exhausted(answer: Response) -> Response:
     return answer
 
 
-def _final(hop: Hop, answer: Response, at: float, number: int) -> Response:
+def _final(hop: HopContext, answer: Response, at: float, number: int) -> Response:
     end = answer.end
     answer.start, answer.duration = at, end - at
     if number > 1 and answer.details == "via_upstream" and answer.failure is None:
