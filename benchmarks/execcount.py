@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from pytest_istiolab import kube_exec
+from pytest_istiolab.kube import podexec as kube_exec
 
 COUNTS: Counter[str] = Counter()
 CURRENT: dict[str, str] = {}

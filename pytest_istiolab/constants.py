@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .embedded.install.profiles import ALL_PROFILES, MODELLED_PROFILES, PROFILE_LIMITS
+from pytest_istiolab.embedded.install.profiles import (
+    ALL_PROFILES,
+    MODELLED_PROFILES,
+    PROFILE_LIMITS,
+)
 
 DEFAULT_ISTIO_VERSION = "1.26.0"
 DEFAULT_PROFILE = "demo"

@@ -9,19 +9,24 @@ from typing import TypeVar
 
 import pytest
 
-from . import reporting
-from .applier import Applier
-from .errors import IstioLabError
-from .ingress import Ingress
-from .installation import Addons, IstioInstallation, ensure_istio
-from .inventory import sweep_run_namespaces
-from .istioctl import Istioctl
-from .kube import Kube
-from .meshwide import MeshLock, MeshWide
-from .namespaces import Namespaces, lab_namespace_name
-from .samples import App, Bookinfo, Httpbin, Sleep
-from .session import ClusterSession
-from .settings import Settings
+from pytest_istiolab.cluster import ClusterSession
+from pytest_istiolab.deploy import (
+    Addons,
+    App,
+    Bookinfo,
+    Httpbin,
+    IstioInstallation,
+    MeshLock,
+    MeshWide,
+    Sleep,
+    ensure_istio,
+)
+from pytest_istiolab.errors import IstioLabError
+from pytest_istiolab.istioctl import Istioctl
+from pytest_istiolab.kube import Applier, Kube, Namespaces, lab_namespace_name, sweep_run_namespaces
+from pytest_istiolab.report import reporting
+from pytest_istiolab.settings import Settings
+from pytest_istiolab.traffic import Ingress
 
 ADDONS = ("samples/addons/prometheus.yaml", "samples/addons/grafana.yaml",
           "samples/addons/jaeger.yaml", "samples/addons/kiali.yaml", "samples/addons/loki.yaml")
@@ -40,7 +45,7 @@ def _clear_errors() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def istio_settings(pytestconfig: pytest.Config) -> Settings:
     """The run's settings (profile, Istio version, cluster provider, seed, keep policy)."""
-    from .plugin import SETTINGS_KEY
+    from pytest_istiolab.plugin import SETTINGS_KEY
 
     return pytestconfig.stash[SETTINGS_KEY]
 
@@ -52,7 +57,7 @@ def cluster(istio_settings: Settings, pytestconfig: pytest.Config) -> Iterator[C
     ``cluster.kube`` is the kubernetes client wrapper, ``cluster.kubeconfig`` its config file.
     Created once per session (per xdist worker for the embedded cluster) and removed at the end.
     """
-    from .plugin import shared_provider
+    from pytest_istiolab.plugin import shared_provider
 
     with _clear_errors():
         session = ClusterSession.open(istio_settings, shared_provider(pytestconfig))

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from . import conformance, reporting
-from . import constants as c
-from .errors import IstioLabError
-from .installation import inspect_cluster
-from .providers.base import ClusterHandle, ClusterProvider
-from .providers.kind import handle_from_json, handle_to_json
-from .session import HandedOver, make_provider
-from .settings import Settings, from_lookup
+from pytest_istiolab import constants as c
+from pytest_istiolab.cluster import ClusterHandle, ClusterProvider, HandedOver, make_provider
+from pytest_istiolab.cluster.providers.kind import handle_from_json, handle_to_json
+from pytest_istiolab.deploy import inspect_cluster
+from pytest_istiolab.errors import IstioLabError
+from pytest_istiolab.report import conformance, reporting
+from pytest_istiolab.settings import Settings, from_lookup
 
 pytest_plugins = ["pytest_istiolab.fixtures"]
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import constants as c
-from .errors import UsageError
+from pytest_istiolab import constants as c
+from pytest_istiolab.errors import UsageError
 
 Lookup = Callable[[c.Option], "str | None"]
 

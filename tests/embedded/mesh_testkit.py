@@ -21,7 +21,7 @@ from pytest_istiolab.embedded.mesh.model import Request
 from pytest_istiolab.embedded.resources import ResourceType
 from pytest_istiolab.embedded.runtime import Runtime
 from pytest_istiolab.embedded.store import Store
-from pytest_istiolab.manifests import substitute
+from pytest_istiolab.kube.manifests import substitute
 
 Obj = dict[str, Any]
 ISTIO_TYPES = [("virtualservices", "VirtualService", "vs"),

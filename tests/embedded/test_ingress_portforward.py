@@ -19,8 +19,8 @@ from mesh_testkit import BOOKINFO_GATEWAY, Kit
 from pytest_istiolab.embedded.api import ApiServer
 from pytest_istiolab.embedded.listeners import ListenerManager
 from pytest_istiolab.embedded.tools import run_in_container
-from pytest_istiolab.ingress import Ingress
 from pytest_istiolab.kube import Kube
+from pytest_istiolab.traffic import Ingress
 
 UNREACHABLE_NODE = "127.0.0.2"
 
@@ -60,7 +60,7 @@ def test_unreachable_node_falls_back_to_a_port_forward(kube: Kube,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     ingress = Ingress(kube, node_address=UNREACHABLE_NODE, probe_timeout=0.5)
     try:
-        with caplog.at_level(logging.WARNING, logger="pytest_istiolab.ingress"):
+        with caplog.at_level(logging.WARNING, logger="pytest_istiolab.traffic.ingress"):
             assert ingress.via == "port-forward"
         assert [r for r in caplog.records if "falling back to a port-forward" in r.message]
         host, port = ingress.gateway_url.split(":")

@@ -16,10 +16,9 @@ from api_testkit import Api, Kubectl, api_fixture, kubectl_fixture  # noqa: F401
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pytest_istiolab.applier import Applier
 from pytest_istiolab.embedded.install.crds import istio_crds
 from pytest_istiolab.errors import ClusterError
-from pytest_istiolab.kube import Kube, status_message
+from pytest_istiolab.kube import Applier, Kube, status_message
 
 GROUP, VERSION, PLURAL = "networking.istio.io", "v1alpha3", "virtualservices"
 TYPO = """\

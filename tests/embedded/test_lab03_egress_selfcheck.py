@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from pytest_istiolab import constants as c
-from pytest_istiolab import manifests
 from pytest_istiolab.embedded.mesh import internet
 from pytest_istiolab.errors import ManifestError, UsageError
+from pytest_istiolab.kube import manifests
 from pytest_istiolab.settings import from_lookup
 
 MODULE = Path(__file__).resolve().parent.parent / "labs" / "test_lab03_service_entry_egress.py"

@@ -30,8 +30,8 @@ import pytest
 import yaml
 from mesh_testkit import MANIFESTS, Kit, request
 
-from pytest_istiolab import traffic
 from pytest_istiolab.embedded.mesh import clusters, config, request_from_pod, routing
+from pytest_istiolab.traffic import stats
 
 LAB_FILE = Path(__file__).resolve().parents[1] / "labs" / "test_lab03_traffic_management.py"
 NETWORKING = MANIFESTS / "samples" / "bookinfo" / "networking"
@@ -139,14 +139,14 @@ def test_the_same_runs_reject_90_10_every_time() -> None:
 
 # ------------------------------------------------------------------ the stated numbers
 def _outcomes(n: int) -> tuple[list[int], list[int]]:
-    p_values = traffic._p_values(n, 0.5)
+    p_values = stats._p_values(n, 0.5)
     accept = [k for k in range(n + 1) if p_values[k] >= lab.SPLIT_ALPHA]
     reject = [k for k in range(n + 1) if p_values[k] < lab.SPLIT_ALPHA]
     return accept, reject
 
 
 def _probability(outcomes: list[int], n: int, p: float) -> float:
-    return sum(math.exp(traffic._log_pmf(k, n, p)) for k in outcomes)
+    return sum(math.exp(stats._log_pmf(k, n, p)) for k in outcomes)
 
 
 def test_the_stated_false_failure_rate_and_power_hold() -> None:

@@ -1,6 +1,6 @@
 """Requests end to end through the model: sidecars, gateways, Envoy replies, headers, logs.
 
-Access-log facts: Istio 1.26 default TEXT format and JSON keys (accesslog.py); L3.6-C04/C09
+Access-log facts: Istio 1.26 default TEXT format and JSON keys (traffic/accesslog.py); L3.6-C04/C09
 (upstream cluster of direct and egress-gateway routes), L3.4-C04 (REGISTRY_ONLY: 502, empty),
 L3.5-C05 (x-envoy-upstream-service-time of /delay/2), L3.5-C07 (XFCC of the ingress gateway).
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_istiolab.discovery import api_resources
+from pytest_istiolab.kube import api_resources
 
 pytestmark = [pytest.mark.lab(1)]
 

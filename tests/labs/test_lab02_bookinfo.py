@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from pytest_istiolab.samples import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES
+from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES
 
 pytestmark = [pytest.mark.lab(2), pytest.mark.requires("ingress-gateway")]
 

@@ -37,13 +37,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_istiolab import reporting
-from pytest_istiolab.accesslog import AccessLogEntry, ProxyLog
-from pytest_istiolab.applier import Applier
-from pytest_istiolab.meshwide import MeshWide
-from pytest_istiolab.samples import BOOKINFO_DEPLOYMENTS, Sleep
-from pytest_istiolab.session import ClusterSession
-from pytest_istiolab.traffic import CurlResult
+from pytest_istiolab.cluster import ClusterSession
+from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, MeshWide, Sleep
+from pytest_istiolab.kube import Applier
+from pytest_istiolab.report import reporting
+from pytest_istiolab.traffic import AccessLogEntry, CurlResult, ProxyLog
 from pytest_istiolab.waiting import eventually
 
 pytestmark = [pytest.mark.lab(3)]

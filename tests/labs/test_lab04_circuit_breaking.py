@@ -41,9 +41,8 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_istiolab import traffic, waiting
-from pytest_istiolab.accesslog import ProxyLog
-from pytest_istiolab.applier import Applier
-from pytest_istiolab.kube import ExecResult, Kube
+from pytest_istiolab.kube import Applier, ExecResult, Kube
+from pytest_istiolab.traffic import ProxyLog
 
 pytestmark = [pytest.mark.lab(4)]
 

@@ -4,7 +4,7 @@ The manual pins reviews to v2 (``reviewsv2.yaml``), delays ratings 2 s (``delay.
 adds a 1 s timeout on reviews (``timeout.yaml``), then a ratings retry policy
 (``retry.yaml``), and watches the product page in a browser and the ratings sidecar's log.
 Here a page is loaded with curl from the ``sleep`` pod inside the mesh and its time is
-curl's ``%{time_total}`` (``timed_pages``): what a client sees, on a real mesh and on the
+curl's ``%{time_total}`` (``deploy.pages``): what a client sees, on a real mesh and on the
 embedded one alike, whose delays are virtual (the lab's 2-5 s delays cost no wall time).
 Each test applies the manual's files its step needs, in the manual's order; what a test
 applies is removed when it ends. Traffic checks poll (``eventually``) because a real mesh
@@ -38,8 +38,8 @@ from collections.abc import Callable
 import pytest
 
 from pytest_istiolab import waiting
-from pytest_istiolab.accesslog import AccessLogEntry, parse_log
-from pytest_istiolab.timed_pages import PageClient, TimedPage
+from pytest_istiolab.deploy import PageClient, TimedPage
+from pytest_istiolab.traffic import AccessLogEntry, parse_log
 
 pytestmark = [pytest.mark.lab(4)]
 

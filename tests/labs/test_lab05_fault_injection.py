@@ -6,7 +6,7 @@ injects into ratings, for jason only, a 7 s delay (``virtual-service-ratings-tes
 and then an HTTP 500 abort (``virtual-service-ratings-test-abort.yaml``), and compares jason's
 page with the general public's in a browser. Here pages are loaded with curl from the
 ``sleep`` pod inside the mesh, signed in through ``POST /login`` as a browser does, and timed
-by curl's ``%{time_total}`` (``timed_pages``); the embedded mesh's 7 s delay is virtual.
+by curl's ``%{time_total}`` (``deploy.pages``); the embedded mesh's 7 s delay is virtual.
 
 The faults sit on the ratings route that matches ``end-user: jason``. Since everyone else is
 routed to reviews v1, which never calls ratings, the anonymous page cannot show whether the
@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pytest
 
 from pytest_istiolab import traffic, waiting
-from pytest_istiolab.timed_pages import PageClient, TimedPage
+from pytest_istiolab.deploy import PageClient, TimedPage
 
 pytestmark = [pytest.mark.lab(5)]
 

@@ -41,9 +41,8 @@ from datetime import datetime
 import pytest
 
 from pytest_istiolab import waiting
-from pytest_istiolab.accesslog import ProxyLog
-from pytest_istiolab.applier import Applier
-from pytest_istiolab.kube import Kube
+from pytest_istiolab.kube import Applier, Kube
+from pytest_istiolab.traffic import ProxyLog
 
 pytestmark = [pytest.mark.lab(5)]
 

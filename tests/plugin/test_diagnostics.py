@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from pytest_istiolab import constants as c
-from pytest_istiolab import diagnostics
 from pytest_istiolab.istioctl import Istioctl
+from pytest_istiolab.report import diagnostics
 
 pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
 

@@ -36,12 +36,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """``ISTIOLAB_INJECT_BREAK``: disable parts of the cleanup, to show the proof notices."""
     broken = os.environ.get("ISTIOLAB_INJECT_BREAK", "").split(",")
     if "mesh-restore" in broken:
-        from pytest_istiolab.meshwide import MeshWide
+        from pytest_istiolab.deploy import MeshWide
 
         MeshWide.restore = lambda self: None  # type: ignore[method-assign]
     if "namespace-delete" in broken:
         from pytest_istiolab import fixtures
-        from pytest_istiolab.namespaces import Namespaces
+        from pytest_istiolab.kube import Namespaces
 
         Namespaces.delete = lambda self, name: None  # type: ignore[method-assign]
         fixtures.sweep_run_namespaces = lambda kube, run_id: []  # type: ignore[assignment]

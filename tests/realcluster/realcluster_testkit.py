@@ -19,11 +19,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_istiolab.applier import Applier
 from pytest_istiolab.embedded import EmbeddedCluster
 from pytest_istiolab.fixtures import ADDONS
 from pytest_istiolab.istioctl import Istioctl
-from pytest_istiolab.kube import Kube
+from pytest_istiolab.kube import Applier, Kube
 from pytest_istiolab.timeouts import EMBEDDED
 from pytest_istiolab.waiting import poll_until
 

@@ -24,7 +24,7 @@ from realcluster_testkit import (
     wait_for,
 )
 
-from pytest_istiolab.inventory import Inventory, sweep_run_namespaces, take_inventory
+from pytest_istiolab.kube import Inventory, sweep_run_namespaces, take_inventory
 
 BLOCKED_TEST = "test_mesh_wide_strict_is_in_the_root_namespace"
 

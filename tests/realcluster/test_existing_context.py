@@ -16,7 +16,7 @@ import pytest
 from realcluster_testkit import LAB01, LAB02, run_suite
 
 from pytest_istiolab.embedded.runtime import NodePortHolds
-from pytest_istiolab.inventory import take_inventory
+from pytest_istiolab.kube import take_inventory
 
 PREFLIGHT_LIMIT = 10.0  # seconds: the existing provider's reachability deadline
 

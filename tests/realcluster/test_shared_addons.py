@@ -26,7 +26,7 @@ from realcluster_testkit import (
 )
 
 from pytest_istiolab.constants import LABEL_RUN
-from pytest_istiolab.inventory import take_inventory
+from pytest_istiolab.kube import take_inventory
 
 
 @pytest.fixture(scope="module")

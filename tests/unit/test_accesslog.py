@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pytest_istiolab.accesslog import parse_line, parse_log
 from pytest_istiolab.embedded.mesh import accesslog as model
+from pytest_istiolab.traffic import parse_line, parse_log
 
 # The two lines of the manual's L3.6-C09 `kubectl logs $SOURCE_POD -c istio-proxy | tail`.
 DIRECT = ('[2024-03-21T07:55:06.694Z] "GET /ip HTTP/1.1" 200 - via_upstream - "-" 0 31 608 607 '

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_istiolab.cluster import ClusterHandle
+from pytest_istiolab.cluster.providers import existing
+from pytest_istiolab.cluster.providers.existing import ExistingProvider
 from pytest_istiolab.errors import ClusterError, UsageError
-from pytest_istiolab.providers import existing
-from pytest_istiolab.providers.base import ClusterHandle
-from pytest_istiolab.providers.existing import ExistingProvider
 
 VERSION_BODY: dict[str, object] = {
     "major": "1", "minor": "32", "gitVersion": "v1.32.2", "gitCommit": "4b8e8", "gitTreeState":

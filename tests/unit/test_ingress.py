@@ -15,8 +15,8 @@ import pytest
 from kube_testkit import Cluster, cluster, kube, pod
 
 from pytest_istiolab.errors import ClusterError
-from pytest_istiolab.ingress import Ingress
 from pytest_istiolab.kube import Kube
+from pytest_istiolab.traffic import Ingress
 
 __all__ = ["cluster", "kube"]  # fixtures
 ISTIO = "istio-system"

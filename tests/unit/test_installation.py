@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pytest_istiolab import constants as c
+from pytest_istiolab.cluster import ClusterHandle
+from pytest_istiolab.deploy import FoundIstio, plan_run, version_mismatch
 from pytest_istiolab.errors import ClusterError
-from pytest_istiolab.installation import FoundIstio, plan_run, version_mismatch
-from pytest_istiolab.providers.base import ClusterHandle
 from pytest_istiolab.settings import Settings
 
 HANDLE = ClusterHandle(Path("/k"), "prod", "existing", "existing context prod (server https://x)",

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_istiolab.errors import ClusterError, UsageError
-from pytest_istiolab.providers.base import ClusterHandle
-from pytest_istiolab.providers.kind import (
+from pytest_istiolab.cluster import ClusterHandle
+from pytest_istiolab.cluster.providers.kind import (
     KindProvider,
     KindTimeouts,
     handle_from_json,
@@ -21,6 +20,7 @@ from pytest_istiolab.providers.kind import (
     read_handle,
     write_handle,
 )
+from pytest_istiolab.errors import ClusterError, UsageError
 
 DOUBLES = Path(__file__).resolve().parents[1] / "doubles"
 

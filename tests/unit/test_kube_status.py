@@ -1,8 +1,8 @@
-"""kube_status: readiness decisions and the words used to explain them."""
+"""kube.status: readiness decisions and the words used to explain them."""
 
 from __future__ import annotations
 
-from pytest_istiolab import kube_status as ks
+from pytest_istiolab.kube import status as ks
 
 
 def pod(name: str = "p", ready: bool = True, **status: object) -> dict:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_istiolab import manifests
 from pytest_istiolab.errors import ManifestError
+from pytest_istiolab.kube import manifests
 
 TWO_DOCS = """\
 apiVersion: v1
@@ -115,7 +115,7 @@ def test_root_from_environment(root: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_default_root_is_the_repository_manifests_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(manifests.ENV_MANIFESTS, raising=False)
-    repo = Path(manifests.__file__).resolve().parent.parent
+    repo = Path(manifests.__file__).resolve().parents[2]  # pytest_istiolab/kube/manifests.py
     assert manifests.manifest_root() == repo / "manifests"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from pytest_istiolab.meshwide import MeshLock
+from pytest_istiolab.deploy import MeshLock
 
 
 def test_try_exclusive_fails_while_another_holder_shares_and_succeeds_after() -> None:

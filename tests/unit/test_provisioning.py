@@ -19,9 +19,8 @@ from typing import Any
 
 import pytest
 
-from pytest_istiolab import provisioning
 from pytest_istiolab.errors import IstioctlError
-from pytest_istiolab.provisioning import provision_istioctl
+from pytest_istiolab.istioctl import provision_istioctl, provisioning
 
 VERSION = "1.26.0"
 ARCHIVE = f"istio-{VERSION}-linux-amd64.tar.gz"
@@ -272,7 +271,8 @@ def test_concurrent_workers_download_once(server: ReleaseServer, release: bytes,
 @pytest.mark.usefixtures("no_istioctl_on_path")
 def test_concurrent_processes_share_one_download(server: ReleaseServer, release: bytes,
                                                  tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from pytest_istiolab.provisioning import "
+    code = ("import sys; from pathlib import Path; "
+            "from pytest_istiolab.istioctl.provisioning import "
             "provision_istioctl as p; print(p(sys.argv[1], cache_dir=Path(sys.argv[2]), "
             "base_url=sys.argv[3], os_name='linux', arch='x86_64'))")
     argv = [sys.executable, "-c", code, VERSION, str(tmp_path / "cache"), server.url]

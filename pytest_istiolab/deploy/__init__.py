@@ -1,0 +1,34 @@
+"""What a run deploys on a cluster: Istio (found or installed), mesh-wide changes, sample apps.
+
+Owns the install policy and run plan, mesh-wide changes that are recorded, serialized across
+workers and restored, the sample apps from ``manifests/samples`` and Bookinfo's timed page loads.
+Uses the cluster session and the layers below it.
+"""
+
+from pytest_istiolab.deploy.installation import (
+    ISTIO_NAMESPACE,
+    Addons,
+    FoundIstio,
+    IstioInstallation,
+    RunPlan,
+    ensure_istio,
+    inspect_cluster,
+    plan_run,
+    version_mismatch,
+)
+from pytest_istiolab.deploy.meshwide import MeshLock, MeshWide
+from pytest_istiolab.deploy.pages import PageClient, TimedPage
+from pytest_istiolab.deploy.samples import (
+    BOOKINFO_DEPLOYMENTS,
+    BOOKINFO_SERVICES,
+    App,
+    Bookinfo,
+    Httpbin,
+    Sleep,
+)
+
+__all__ = [
+    "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
+    "FoundIstio", "Httpbin", "IstioInstallation", "MeshLock", "MeshWide", "PageClient", "RunPlan",
+    "Sleep", "TimedPage", "ensure_istio", "inspect_cluster", "plan_run", "version_mismatch",
+]

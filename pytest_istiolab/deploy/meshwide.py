@@ -1,0 +1,175 @@
+"""Mesh-wide changes (mesh config, reinstall with another profile): serialized and restored.
+
+Labs 3.4 (REGISTRY_ONLY), 7 (mesh-wide STRICT mTLS) and 9.1 (JSON access logs) change state
+that every other test sees. Such a change:
+
+* holds the run's mesh lock exclusively, while every other lab test holds it shared, so on a
+  shared cluster (kind under xdist, an existing context) no test runs against a half-changed
+  mesh (``fcntl.flock`` on a file named after the cluster);
+* records what it changes first, and is undone at the end whatever the outcome.
+
+When the run installed Istio itself, a change is made the way the manual makes it
+(``istioctl install --set ...``) and undone by reinstalling the run's profile. On a mesh that
+was installed before the run, the suite never reinstalls: the same mesh-config change is made
+by editing the ``istio`` ConfigMap (istiod watches it), and the ConfigMap is written back
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, IstioInstallation
+from pytest_istiolab.errors import IstioctlError
+
+MESH_CONFIG_PREFIX = "meshConfig."
+
+
+class MeshLock:
+    """A reader-writer lock over one cluster's mesh, shared by every process of a run."""
+
+    def __init__(self, key: str) -> None:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        name = f"pytest-istiolab-{os.getuid()}-mesh-{digest}.lock"
+        self.path = Path(tempfile.gettempdir()) / name
+        self._file: IO[str] | None = None
+        self._exclusive = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        if self._exclusive:
+            yield  # this process is the writer already
+            return
+        handle = self._open()
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        handle = self._open()
+        if not self._exclusive:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        self._exclusive += 1
+        try:
+            yield
+        finally:
+            self._exclusive -= 1
+            if not self._exclusive:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def try_exclusive(self) -> Iterator[bool]:
+        """The lock exclusively if no other process holds it (True), else at once False."""
+        handle = self._open()
+        if not self._exclusive:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        self._exclusive += 1
+        try:
+            yield True
+        finally:
+            self._exclusive -= 1
+            if not self._exclusive:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _open(self) -> IO[str]:
+        if self._file is None:
+            self._file = open(self.path, "a+")  # noqa: SIM115 - held for the process lifetime
+        return self._file
+
+
+class MeshWide:
+    """Makes mesh-wide changes and undoes them (see the module docstring)."""
+
+    def __init__(self, installation: IstioInstallation) -> None:
+        self.installation = installation
+        self.session = installation.session
+        self._saved_configmap: dict[str, Any] | None = None
+        self._reinstalled = False
+
+    @property
+    def may_reinstall(self) -> bool:
+        return self.installation.installed_by_run
+
+    def reinstall(self, profile: str, sets: dict[str, str] | None = None
+                  ) -> subprocess.CompletedProcess[str] | None:
+        """``istioctl install --set profile=P --set k=v -y`` (the manual's way).
+
+        On a mesh the run did not install, only the ``meshConfig.*`` settings are applied
+        (through the ConfigMap) and None is returned: the suite never reinstalls a mesh it
+        did not install.
+        """
+        self._save_configmap()
+        if not self.may_reinstall:
+            self.set_mesh_config({k[len(MESH_CONFIG_PREFIX):]: v for k, v in (sets or {}).items()
+                                  if k.startswith(MESH_CONFIG_PREFIX)})
+            return None
+        self._reinstalled = True
+        result = self.session.istioctl.install(profile, sets or {})
+        self.installation.wait_ready()
+        return result
+
+    def set_mesh_config(self, values: dict[str, str]) -> None:
+        """Set dotted mesh-config paths (``outboundTrafficPolicy.mode``) in the ConfigMap."""
+        self._save_configmap()
+        cm = self._configmap()
+        mesh = yaml.safe_load(cm["data"].get("mesh") or "") or {}
+        for path, value in values.items():
+            _set_path(mesh, path.split("."), _scalar(value))
+        self._write_mesh(yaml.safe_dump(mesh, sort_keys=False))
+
+    def restore(self) -> None:
+        """Undo everything: reinstall the run's profile, then put the ConfigMap back."""
+        if self._reinstalled:
+            self.session.istioctl.install(self.installation.profile)
+            self.installation.wait_ready()
+            self._reinstalled = False
+        if self._saved_configmap is not None:
+            saved = self._saved_configmap.get("mesh")
+            if (self._configmap()["data"].get("mesh")) != saved:
+                self._write_mesh(saved or "")
+            self._saved_configmap = None
+
+    # ------------------------------------------------------------------ helpers
+    def _configmap(self) -> dict[str, Any]:
+        cm = self.session.kube.get("v1", "ConfigMap", "istio", ISTIO_NAMESPACE)
+        if cm is None:
+            raise IstioctlError("the istio ConfigMap (mesh config) is missing in istio-system",
+                                "install Istio, or check --istio-context points at the mesh")
+        cm.setdefault("data", {})
+        return cm
+
+    def _save_configmap(self) -> None:
+        if self._saved_configmap is None:
+            self._saved_configmap = dict(self._configmap()["data"])
+
+    def _write_mesh(self, text: str) -> None:
+        self.session.kube.apply([{"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "istio", "namespace": ISTIO_NAMESPACE},
+                                  "data": {"mesh": text}}])
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _scalar(value: str) -> Any:
+    return yaml.safe_load(value) if value.lower() in ("true", "false") or value.isdigit() else value

@@ -1,0 +1,114 @@
+"""What a failing lab test reports (:mod:`diagnostics`), what the run found and will change
+(header lines and warnings), and test outcomes for ``--istio-keep=on-failure``.
+
+The per-lab conformance summary is :mod:`conformance`'s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_istiolab.cluster import ClusterSession
+from pytest_istiolab.deploy import RunPlan
+from pytest_istiolab.kube import Applier
+from pytest_istiolab.report import diagnostics
+
+SESSION_KEY = pytest.StashKey["ClusterSession"]()
+APPLIERS_KEY = pytest.StashKey[list[Applier]]()
+COMMAND_MARK_KEY = pytest.StashKey[int]()
+OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
+PLAN_KEY = pytest.StashKey[RunPlan]()
+WARNINGS_KEY = pytest.StashKey[list[str]]()
+SECTION = "istiolab diagnostics"
+
+
+def register_session(config: pytest.Config, session: ClusterSession) -> None:
+    config.stash[SESSION_KEY] = session
+
+
+def register_applier(item: pytest.Item, applier: Applier) -> None:
+    item.stash.setdefault(APPLIERS_KEY, []).append(applier)
+
+
+def mark_commands(item: pytest.Item) -> None:
+    session = item.config.stash.get(SESSION_KEY, None)
+    item.stash[COMMAND_MARK_KEY] = session.commands.mark() if session else 0
+
+
+def record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
+    outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
+    if report.when == "call" or report.outcome != "passed":
+        if outcomes.get(item.nodeid) != "failed":
+            outcomes[item.nodeid] = report.outcome
+
+
+def failed_under(config: pytest.Config, nodeid: str) -> bool:
+    """Did any test at or below ``nodeid`` (a module or a test) fail so far?"""
+    outcomes = config.stash.get(OUTCOMES_KEY, {})
+    return any(o == "failed" and k.startswith(nodeid) for k, o in outcomes.items())
+
+
+def short_error(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """Our errors name cause and fix already: show them with the test line, no traceback."""
+    where = ""
+    for entry in reversed(excinfo.traceback):
+        if str(entry.path) == str(item.path):
+            where = f"{entry.path}:{entry.lineno + 1}: "
+            break
+    return f"{where}{type(excinfo.value).__name__}: {excinfo.value}"
+
+
+def any_failed(config: pytest.Config) -> bool:
+    return any(o == "failed" for o in config.stash.get(OUTCOMES_KEY, {}).values())
+
+
+def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Add what :mod:`diagnostics` collects to a failed report: a terminal section, and a
+    block in the pytest-html report when pytest-html is active. Bounded in size."""
+    session = item.config.stash.get(SESSION_KEY, None)
+    sources = [s for applier in item.stash.get(APPLIERS_KEY, []) for s in applier.sources]
+    commands = [(d if d.startswith("$") else f"$ {d}", out) for d, out in
+                session.commands.since(item.stash.get(COMMAND_MARK_KEY, 0))] if session else []
+    parts = diagnostics.bound(diagnostics.collect(session, sources, commands,
+                                                  _namespace_of(item)))
+    if not parts:
+        return
+    report.sections.append((SECTION, diagnostics.render_text(parts)))
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        report.extras = [*getattr(report, "extras", []),  # type: ignore[attr-defined]
+                         extras.html(diagnostics.render_html(parts))]
+
+
+def _namespace_of(item: pytest.Item) -> str | None:
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    ns = funcargs.get("lab_namespace")
+    return ns if isinstance(ns, str) else None
+
+
+def register_plan(config: pytest.Config, plan: RunPlan) -> None:
+    """What the run found on the cluster and will change (header lines, summary warnings)."""
+    config.stash[PLAN_KEY] = plan
+
+
+def plan_lines(config: pytest.Config) -> list[str]:
+    plan = config.stash.get(PLAN_KEY, None)
+    return list(plan.lines) if plan else []
+
+
+def note_warnings(config: pytest.Config, warnings: tuple[str, ...]) -> None:
+    """Warnings found during the run (e.g. by the ``istio`` fixture) for the terminal summary."""
+    config.stash.setdefault(WARNINGS_KEY, []).extend(warnings)
+
+
+def write_warnings(terminalreporter: Any, config: pytest.Config) -> None:
+    """The plan's warnings and those noted during the run, once each, in the summary."""
+    plan = config.stash.get(PLAN_KEY, None)
+    found = [*(plan.warnings if plan else ()), *config.stash.get(WARNINGS_KEY, [])]
+    shown = list(dict.fromkeys(found))
+    if shown:
+        terminalreporter.section("istiolab warnings", yellow=True)
+        for warning in shown:
+            terminalreporter.write_line(f"istiolab: {warning}", yellow=True, bold=True)
