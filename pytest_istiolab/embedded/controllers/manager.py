@@ -14,10 +14,12 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 
+from .. import unmodelled
 from ..runtime import Runtime
 from ..store import DELETED, Event, StoreError
 from .bootstrap import ROOT_CA_CONFIGMAP, istio_root_ca_configmap, root_ca_configmap
 from .events import EventRecorder
+from .notmodelled import NotModelled
 from .pods import PodLifecycle
 from .services import reconcile_endpoints, reconcile_service
 from .util import (
@@ -49,6 +51,7 @@ class Controllers:
         self.events = EventRecorder(runtime)
         self.pods = PodLifecycle(runtime, self.events)
         self.workloads = WorkloadControllers(runtime, self.events)
+        self.not_modelled = NotModelled(runtime, self.events)
         self.errors: list[str] = []
         self._queue: deque[Key] = deque()
         self._queued: set[Key] = set()
@@ -67,6 +70,7 @@ class Controllers:
             "service": lambda ns, name: reconcile_service(self.rt, ns, name),
             "service-deleted": self._service_deleted,
             "endpoints": self._all_endpoints,
+            "not-modelled": self.not_modelled.reconcile,
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -130,6 +134,8 @@ class Controllers:
             self._put(("endpoints", ns, ""))
         elif key == SERVICE:
             self._put(("service-deleted" if gone else "service", ns, name))
+        elif not gone and unmodelled.watched(ev.rtype.group, ev.rtype.kind):
+            self._put(("not-modelled", ns, NotModelled.key(*key, name)))
 
     def _put_owner(self, obj: dict, ns: str) -> None:
         ref = controller_of(obj)
