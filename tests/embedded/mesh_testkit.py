@@ -27,6 +27,9 @@ Obj = dict[str, Any]
 ISTIO_TYPES = [("virtualservices", "VirtualService", "vs"),
                ("destinationrules", "DestinationRule", "dr"),
                ("gateways", "Gateway", "gw"), ("serviceentries", "ServiceEntry", "se")]
+SECURITY_TYPES = [("peerauthentications", "PeerAuthentication", "pa"),
+                  ("requestauthentications", "RequestAuthentication", "ra"),
+                  ("authorizationpolicies", "AuthorizationPolicy", "ap")]
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 
@@ -155,6 +158,10 @@ class Kit:
             self.store.register_type(ResourceType(
                 "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), plural, kind.lower(),
                 kind, True, (short,)))
+        for plural, kind, short in SECURITY_TYPES:
+            self.store.register_type(ResourceType(
+                "security.istio.io", ("v1", "v1beta1"), plural, kind.lower(), kind, True,
+                (short,)))
         config = {"accessLogFile": "/dev/stdout" if access_log else "",
                   "defaultConfig": {"discoveryAddress": "istiod.istio-system.svc:15012"},
                   "enablePrometheusMerge": True, **(mesh or {})}

@@ -26,10 +26,13 @@ Modelled, for plain HTTP/1.1:
 * per-sidecar connection pools with Envoy's circuit breakers (``pool``: 503 ``UO``
   overflow) and outlier detection (``outlier``), the cluster stats ``pilot-agent request GET
   stats`` prints (``stats``), and VirtualService mirroring (``mirror``: ``-shadow`` copies);
+* PeerAuthentication (``authn``: mesh/namespace/workload scopes, port-level, STRICT resets a
+  plaintext client, DISABLE) and the client's mTLS choice (auto mTLS, DestinationRule
+  ``tls.mode`` ISTIO_MUTUAL/DISABLE); peer identities from service accounts;
 * virtual time: latency is computed, never slept; a client deadline makes every hop
   still busy log ``0 DC``.
 
-Not yet modelled (see ``proxy`` for where each slots in): PeerAuthentication/STRICT, JWT and
+Not yet modelled (see ``proxy`` for where each slots in): JWT and
 AuthorizationPolicy, TLS (SIMPLE, MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter
 resources, metrics and spans.
 

@@ -1,7 +1,8 @@
 """A read-only snapshot of everything the data plane acts on, taken from the store.
 
 It holds the Istio networking config (VirtualServices, DestinationRules, Gateways,
-ServiceEntries: every served version of a type lives in one store type, so apiVersion does
+ServiceEntries), the security config (PeerAuthentication, RequestAuthentication,
+AuthorizationPolicy: every served version of a type lives in one store type, so apiVersion does
 not matter), the mesh config from ConfigMap ``istio`` in ``istio-system`` (``data.mesh``),
 and the Kubernetes Services, Endpoints and Pods. When the Istio CRDs are not registered
 (Istio not installed) there is simply no Istio config. A snapshot is rebuilt only when the
@@ -20,6 +21,7 @@ from .state import mesh_state
 
 Obj = dict[str, Any]
 NETWORKING = "networking.istio.io"
+SECURITY = "security.istio.io"
 ROOT_NAMESPACE = "istio-system"
 
 
@@ -49,6 +51,9 @@ class Snapshot:
     gateways: list[Obj]
     service_entries: list[Obj]
     telemetries: list[Obj]
+    peer_authentications: list[Obj] = field(default_factory=list)
+    request_authentications: list[Obj] = field(default_factory=list)
+    authorization_policies: list[Obj] = field(default_factory=list)
     services_by_fqdn: dict[str, Obj] = field(default_factory=dict)
     services_by_ip: dict[str, Obj] = field(default_factory=dict)
     pods_by_ip: dict[str, Obj] = field(default_factory=dict)
@@ -95,6 +100,9 @@ def build_snapshot(runtime: Runtime, rv: int) -> Snapshot:
         gateways=store.by_kind(NETWORKING, "gateways"),
         service_entries=store.by_kind(NETWORKING, "serviceentries"),
         telemetries=store.by_kind("telemetry.istio.io", "telemetries"),
+        peer_authentications=store.by_kind(SECURITY, "peerauthentications"),
+        request_authentications=store.by_kind(SECURITY, "requestauthentications"),
+        authorization_policies=store.by_kind(SECURITY, "authorizationpolicies"),
     )
 
 

@@ -52,7 +52,8 @@ class Request:
 class Failure:
     """A transfer that produced no HTTP response; curl turns ``kind`` into its exit code.
 
-    kinds: ``resolve`` (6), ``connect`` (7), ``timeout`` (28), ``reset`` (56), ``empty`` (52).
+    kinds: ``resolve`` (6), ``connect`` (7), ``timeout`` (28), ``reset`` (56), ``empty`` (52),
+    ``tls`` (35: a TLS handshake the server end did not speak).
     """
 
     kind: str

@@ -51,6 +51,8 @@ def to_pod(flow: Flow, pod: dict, port: int, request: Request, client: Peer, sta
         return flow.hops.gateway(flow, pod, port, request, client, start, deadline)
     if has_sidecar(pod) and port not in PROXY_PORTS:
         return flow.hops.inbound(flow, pod, port, request, client, start, deadline)
+    if client.mtls:  # a TLS ClientHello to a plaintext server: the handshake fails
+        return failed("tls", start, 0.0005, "wrong version number")
     return to_app(flow, pod, port, request, client, start)
 
 

@@ -14,8 +14,9 @@ breaker and outlier detection (:mod:`.pool`: every try goes through the sidecar'
 pool) belong. ``deadline`` is the virtual time at which the downstream gives up; a hop still
 busy then logs ``0 DC``.
 
-Not modelled yet: PeerAuthentication (every sidecar is PERMISSIVE),
-JWT and AuthorizationPolicy, TLS origination, TCP routing, Sidecar resources.
+PeerAuthentication (:mod:`.authn`) decides whether an inbound side takes a connection at all
+and whether an outbound side opens mTLS. Not modelled yet: JWT and AuthorizationPolicy,
+TLS origination, TCP routing, Sidecar resources.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from . import (
     accesslog,
+    authn,
     clusters,
     faults,
     flags,
@@ -208,6 +210,8 @@ def outbound(flow: Flow, pod: Obj, dst_ip: str, port: int, request: Request, sta
 def inbound(flow: Flow, pod: Obj, port: int, request: Request, client: Peer, start: float,
             deadline: float | None) -> Response:
     """The sidecar of ``pod`` receiving a connection for its application's ``port``."""
+    if not authn.accepts(flow.snap, pod, port, client.mtls):  # no filter chain matches
+        return failed("reset", start, 0.0005, "Recv failure: Connection reset by peer")
     hop = Hop(flow, pod, "inbound", client, (pod_ip(pod), port))
     req = hop.accept(request)
     return hop.run(RouteDecision(route_name="default"), req, start, deadline)
@@ -295,7 +299,7 @@ def _attempt(hop: Hop, decision: RouteDecision, cluster: Cluster, request: Reque
     if attempt.expected_timeout_ms is not None:
         upstream_request.headers.set("x-envoy-expected-rq-timeout-ms",
                                      str(attempt.expected_timeout_ms))
-    mtls = endpoint.pod is not None and (has_sidecar(endpoint.pod) or is_gateway(endpoint.pod))
+    mtls = authn.client_tls(flow.snap, cluster, endpoint)
     sni = f"outbound_.{cluster.port}_.{cluster.subset or ''}_.{cluster.host}"
     client = hop.upstream_peer(mtls, sni)
     r.upstream_host, r.upstream_local = f"{endpoint.ip}:{endpoint.port}", \
@@ -325,7 +329,8 @@ def _upstream_answer(hop: Hop, upstream: Response, at: float, request: Request) 
     if upstream.failure is not None:
         if upstream.failure.kind == "timeout":
             return upstream  # the downstream went away first; finish() logs DC
-        reply = hop.local_reply(CONNECT_FAILURE, request, upstream.end)
+        reply = hop.local_reply(authn.FAILURES.get(upstream.failure.kind, CONNECT_FAILURE),
+                                request, upstream.end)
         reply.start, reply.duration = at, upstream.end - at + reply.duration
         return reply
     headers = upstream.headers.copy()

@@ -19,7 +19,7 @@ ERROR_MESSAGES = {
     52: "Empty reply from server",
     56: "Recv failure: Connection reset by peer",
 }
-FAILURE_CODES = {"resolve": 6, "connect": 7, "timeout": 28, "reset": 56, "empty": 52}
+FAILURE_CODES = {"resolve": 6, "connect": 7, "timeout": 28, "reset": 56, "empty": 52, "tls": 35}
 
 
 @dataclass
