@@ -14,6 +14,7 @@ from pytest_istiolab.deploy import (
     Addons,
     App,
     Bookinfo,
+    GatewayCredentials,
     Httpbin,
     IstioInstallation,
     MeshLock,
@@ -25,6 +26,7 @@ from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import Istioctl
 from pytest_istiolab.kube import Applier, Kube, Namespaces, lab_namespace_name, sweep_run_namespaces
 from pytest_istiolab.report import reporting
+from pytest_istiolab.security import LabCertificates
 from pytest_istiolab.settings import Settings
 from pytest_istiolab.traffic import Ingress
 
@@ -221,6 +223,29 @@ def httpbin(request: pytest.FixtureRequest, cluster: ClusterSession, istio: Isti
             lab_namespace: str, istio_settings: Settings) -> Iterator[Httpbin]:
     """httpbin (the Istio 1.26 sample) deployed in the lab namespace, with its sidecar."""
     yield from _deployed(request, cluster, lab_namespace, istio_settings, Httpbin)
+
+
+@pytest.fixture(scope="session")
+def certs() -> Iterator[LabCertificates]:
+    """Lab 6's certificate files (the manual's ``example.com`` root, httpbin, helloworld and
+    client certificates, ``new_certificates/``) in a private temporary directory, removed at
+    the end. Keys are mode 0600 and never printed."""
+    made = LabCertificates()
+    yield made
+    made.remove()
+
+
+@pytest.fixture(scope="module")
+def gateway_credentials(request: pytest.FixtureRequest, cluster: ClusterSession,
+                        istio: IstioInstallation,
+                        istio_settings: Settings) -> Iterator[GatewayCredentials]:
+    """Creates the gateway's ``credentialName`` Secrets in ``istio-system`` as the manual does
+    (``kubectl create secret tls|generic``); those still there are deleted at the end."""
+    creds = GatewayCredentials(cluster.kube)
+    yield creds
+    if _should_remove(request, istio_settings):
+        with _clear_errors():
+            creds.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ workers and restored, the sample apps from ``manifests/samples`` and Bookinfo's 
 Uses the cluster session and the layers below it.
 """
 
+from pytest_istiolab.deploy.credentials import GatewayCredentials
 from pytest_istiolab.deploy.installation import (
     ISTIO_NAMESPACE,
     Addons,
@@ -29,6 +30,7 @@ from pytest_istiolab.deploy.samples import (
 
 __all__ = [
     "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
-    "FoundIstio", "Httpbin", "IstioInstallation", "MeshLock", "MeshWide", "PageClient", "RunPlan",
-    "Sleep", "TimedPage", "ensure_istio", "inspect_cluster", "plan_run", "version_mismatch",
+    "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation", "MeshLock", "MeshWide",
+    "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio", "inspect_cluster", "plan_run",
+    "version_mismatch",
 ]

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from pytest_istiolab.cluster import ClusterSession
+from pytest_istiolab.security import redact_secret
 
 DIAGNOSTICS_LIMIT = 20_000   # characters per failed test, all parts together
 PART_LIMIT = 6_000           # characters of one part
@@ -75,7 +78,8 @@ def render_html(parts: list[Part]) -> str:
 def collect(session: ClusterSession | None, sources: list[tuple[str, str]],
             commands: list[tuple[str, str]], namespace: str | None) -> list[Part]:
     """Every part for one failed test (see the module docstring)."""
-    parts = [Part(f"applied {manifest}", text, "head") for manifest, text in sources]
+    parts = [Part(f"applied {manifest}", redact_secrets(text), "head")
+             for manifest, text in sources]
     if commands:
         text = "\n".join(f"{description}\n{_indent(output)}" for description, output in commands)
         parts.append(Part(f"commands run by the test ({len(commands)})", text))
@@ -86,6 +90,20 @@ def collect(session: ClusterSession | None, sources: list[tuple[str, str]],
         if session.handle.provider != "embedded":
             parts += _istioctl_parts(session, namespace)
     return parts
+
+
+def redact_secrets(text: str) -> str:
+    """Rendered YAML with every Secret's data replaced by its size (no key material in reports)."""
+    if "Secret" not in text:
+        return text
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError:
+        return "(a manifest with a Secret that is not valid YAML: not shown)"
+    if not any(isinstance(d, dict) and d.get("kind") == "Secret" for d in docs):
+        return text
+    return yaml.safe_dump_all([redact_secret(d) if isinstance(d, dict) else d for d in docs],
+                              sort_keys=False)
 
 
 def _indent(output: str) -> str:

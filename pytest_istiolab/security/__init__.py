@@ -1,0 +1,18 @@
+"""Security material the labs need, made locally: certificates (Lab 6) with ``cryptography``.
+
+Plain Python: no pytest, no Kubernetes. Private keys are written with mode 0600 and never
+printed; :func:`~pytest_istiolab.security.certs.secret_summary` describes a Secret without its
+data for messages and reports.
+"""
+
+from pytest_istiolab.security.certs import (
+    Credential,
+    LabCertificates,
+    generic_secret,
+    redact_secret,
+    secret_summary,
+    tls_secret,
+)
+
+__all__ = ["Credential", "LabCertificates", "generic_secret", "redact_secret", "secret_summary",
+           "tls_secret"]
