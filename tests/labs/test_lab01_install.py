@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_istiolab import waiting
 from pytest_istiolab.kube import api_resources
 
 pytestmark = [pytest.mark.lab(1)]
@@ -67,16 +68,36 @@ def test_install_without_yes_asks_first_and_changes_nothing(istio, istioctl, kub
 
 
 @pytest.mark.check("L1-C05")
-def test_client_control_plane_and_data_plane_versions_agree(istio, kube, istio_settings):
-    """``(N proxies)`` counts every Envoy: the gateways plus one sidecar per injected pod."""
-    version = istio.version()
+def test_client_control_plane_and_data_plane_versions_agree(istio, kube, cluster, istio_settings):
+    """``(N proxies)`` counts every Envoy: the gateways plus one sidecar per injected pod.
+
+    Other labs (other xdist workers on a shared cluster) start and delete pods while this runs,
+    so N is compared with pod lists taken just before and just after ``istioctl version``:
+    every proxy running in both lists is counted, none beyond those in either. On a quiet
+    cluster the two lists are equal and N must equal their size."""
+    def running_proxies() -> set[tuple[str, str]]:
+        return {(p["metadata"]["namespace"], p["metadata"]["name"])
+                for p in kube.list("v1", "Pod")
+                if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])
+                and (p.get("status") or {}).get("phase") == "Running"}
+
+    def agree():  # type: ignore[no-untyped-def]
+        before = running_proxies()
+        version = istio.version()
+        after = running_proxies()
+        steady, seen = before & after, before | after
+        assert len(steady) <= version.proxies <= len(seen), (
+            f"istioctl version counts {version.proxies} proxies; {len(steady)} ran before and "
+            f"after it, {len(seen)} at either time")
+        return version, after
+
+    t = cluster.timeouts
+    version, proxies = waiting.eventually(agree, timeout=t.eventually, interval=t.poll_interval,
+                                          description="istioctl version counts the running "
+                                          "proxies")
     assert (version.client, version.control_plane, version.data_plane) == (
         istio_settings.version, istio_settings.version, istio_settings.version)
-    proxies = [p for p in kube.list("v1", "Pod")
-               if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])
-               and (p.get("status") or {}).get("phase") == "Running"]
-    assert version.proxies == len(proxies)
-    gateways = [p for p in proxies if p["metadata"]["namespace"] == ISTIO_NS]
+    gateways = [p for p in proxies if p[0] == ISTIO_NS]
     assert len(gateways) == len({"ingress-gateway", "egress-gateway"} & istio_settings.capabilities)
 
 

@@ -98,7 +98,12 @@ def headers_of(sleep) -> tuple[dict[str, str], int]:  # type: ignore[no-untyped-
     """``curl http://httpbin:8000/headers`` from sleep: the echoed headers and the body size."""
     result = sleep.curl(URL, output=None)
     assert result.exit_code == 0, f"curl {URL} failed (exit {result.exit_code}): {result.stderr}"
-    body = json.loads(result.stdout)
+    try:
+        body = json.loads(result.stdout)
+    except ValueError:  # an empty or non-JSON body: "not yet" for eventually, clear otherwise
+        raise AssertionError(f"curl {URL} answered with a body that is not httpbin's "
+                             f"JSON: {result.stdout[:200]!r}") from None
+    assert isinstance(body, dict) and "headers" in body, f"no headers in {result.stdout[:200]!r}"
     return body["headers"], len(result.stdout.encode())
 
 
@@ -178,7 +183,11 @@ def test_without_the_mirror_only_v1_logs_the_request(cluster, httpbins: Httpbins
 # ------------------------------------------------------------------ L5.2-C03/C04
 @pytest.fixture
 def mirroring(cluster, httpbins: Httpbins, sleep) -> Iterator[None]:
-    """``mirror.yaml`` applied and in effect (a request reaches v2); the v1 route after."""
+    """``mirror.yaml`` applied and in effect (a request reaches v2); the v1 route after.
+
+    ``mirror.yaml`` names the subsets v1 and v2 but does not define them: the DestinationRule
+    of ``httpbinvs.yaml`` does, so it is applied first (this test may run alone)."""
+    httpbins.applier(ROUTE_V1)
     httpbins.applier(MIRROR)
 
     def mirrored() -> None:
