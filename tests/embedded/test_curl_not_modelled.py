@@ -55,3 +55,31 @@ def test_modelled_options_still_work(kit: Kit) -> None:
     result = curl(kit, "-sS", "--max-time", "5", "-w", "%{http_code}", "-o", "/dev/null",
                   "http://httpbin:8000/get")
     assert (result.exit_code, result.stdout) == (0, b"200")
+
+
+# ------------------------------------------ modelling gaps are not passed off as real DNS
+@pytest.mark.parametrize("host", ["www.google.com", "edition.cnn.com", "api.github.io"])
+def test_an_unmodelled_public_host_says_it_is_not_modelled(kit: Kit, host: str) -> None:
+    """A real cluster's DNS would answer these names; exit 6 stays, the message says why."""
+    result = curl(kit, "-sS", f"http://{host}/")
+    text = result.stderr.decode()
+    assert result.exit_code == 6
+    assert text.startswith(f"curl: (6) Could not resolve host: {host} (not modelled by the "
+                           "embedded cluster: ")
+    assert "httpbin.org" in text
+
+
+@pytest.mark.parametrize("host", ["no-such-name", "reviewz.default", "x.default.svc",
+                                  "x.default.svc.cluster.local", "nothing.invalid"])
+def test_a_name_no_real_cluster_resolves_fails_plainly(kit: Kit, host: str) -> None:
+    result = curl(kit, "-sS", f"http://{host}/")
+    assert (result.exit_code, result.stderr.decode()) == (
+        6, f"curl: (6) Could not resolve host: {host}\n")
+
+
+def test_https_from_a_pod_says_it_is_not_modelled(kit: Kit) -> None:
+    result = curl(kit, "-sS", "https://httpbin.org/get")
+    text = result.stderr.decode()
+    assert result.exit_code == 1 and 'Protocol "https" not supported' in text
+    assert "not modelled by the embedded cluster" in text and "NodePort" not in text
+

@@ -207,6 +207,14 @@ def test_what_the_embedded_cluster_does_not_model_is_said(kit: Kit, args: list[s
     assert b"the embedded cluster does not model" in result.stderr
 
 
+def test_an_unmodelled_public_host_is_named_as_not_modelled(kit: Kit) -> None:
+    result = fortio(kit, "curl", "http://www.google.com/")
+    assert result.exit_code == 1
+    assert b"lookup www.google.com: no such host (not modelled by the embedded" in result.stderr
+    plain = fortio(kit, "curl", "http://no-such-svc:8000/")
+    assert b"lookup no-such-svc: no such host\n" in plain.stderr
+
+
 def test_load_needs_one_url(kit: Kit) -> None:
     result = fortio(kit, "load", "-c", "2")
     assert result.exit_code == 1

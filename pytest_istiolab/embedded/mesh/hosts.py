@@ -18,7 +18,7 @@ from typing import Any
 
 from ..runtime import CLUSTER_DOMAIN
 from . import internet
-from .config import Snapshot
+from .config import Snapshot, namespace_of
 from .topology import pod_ip, service_pods
 
 Obj = dict[str, Any]
@@ -119,3 +119,23 @@ def dns_lookup(snap: Snapshot, name: str, namespace: str) -> list[str] | None:
         return ips or None
     public = internet.lookup(name)
     return list(public.addresses) if public else None
+
+
+RESERVED_TLDS = ("invalid", "test", "example", "localhost")  # RFC 2606: never in public DNS
+
+
+def not_modelled_name(snap: Snapshot, name: str) -> str | None:
+    """Why ``name`` fails to resolve here when a real cluster's DNS could answer it: a public
+    name (dotted, not under the cluster domain or a namespace) the model does not know.
+    None when the failure is what a real cluster would show too."""
+    name = name.strip().lower().rstrip(".")
+    if not name or is_ip(name) or "." not in name or internet.lookup(name) is not None:
+        return None
+    last = name.rsplit(".", 1)[1]
+    in_cluster = {"svc", "local", "cluster", *RESERVED_TLDS}
+    in_cluster |= {namespace_of(o) for o in (*snap.services, *snap.pods)}
+    if last in in_cluster or not last.isalpha():
+        return None
+    known = ", ".join(sorted(internet.PUBLIC_HOSTS))
+    return (f"not modelled by the embedded cluster: its DNS answers only for cluster Services "
+            f"and the public hosts it models ({known})")

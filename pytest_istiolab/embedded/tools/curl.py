@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
 
+from ..mesh.config import snapshot
 from ..mesh.engine import request_from_pod
 from ..mesh.headers import Headers
+from ..mesh.hosts import not_modelled_name
 from ..mesh.state import mesh_state
 from ..runtime import ExecResult, Runtime
 from .cookies import CookieJar
@@ -120,6 +122,9 @@ class Curl:
             t.exit_code = FAILURE_CODES.get(response.failure.kind, 56)
             t.error = error_text(t.exit_code, host=host, port=port,
                                  ms=int(t.total * 1000), received=0)
+            gap = not_modelled_name(snapshot(self.runtime), host) if t.exit_code == 6 else None
+            if gap:
+                t.error += f" ({gap})"
             if t.exit_code == 28 and timeout is not None:
                 t.total = timeout + state.jitter(0.2, 1.5)
                 t.error = error_text(28, ms=int(t.total * 1000), received=0)
@@ -288,8 +293,8 @@ def parse_url(raw: str) -> ParsedUrl | UrlError:
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme != "http":
-        note = (" (the embedded cluster's curl models plain HTTP only; TLS is served by the "
-                "gateways' NodePort listeners)") if scheme == "https" else ""
+        note = (" (not modelled by the embedded cluster: curl in a pod speaks plain HTTP "
+                "only; HTTPS from pods is not modelled)") if scheme == "https" else ""
         return UrlError(1, error_text(1, scheme=scheme) + note)
     rest = rest.split("#", 1)[0]
     cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0] or [len(rest)])

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from ..mesh.config import namespace_of, snapshot
 from ..mesh.engine import request_from_pod
 from ..mesh.headers import Headers
-from ..mesh.hosts import dns_lookup
+from ..mesh.hosts import dns_lookup, not_modelled_name
 from ..runtime import ExecResult, Runtime
 from .curl_output import head_text
 from .fortio_load import Exchange, LoadPlan, code_is_ok, simulate
@@ -208,9 +208,12 @@ class Fortio:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or 80
-        ips = dns_lookup(snapshot(self.runtime), host, namespace_of(self.pod))
+        snap = snapshot(self.runtime)
+        ips = dns_lookup(snap, host, namespace_of(self.pod))
         if not ips:
-            raise UsageError(f"Aborting because of lookup {host}: no such host")
+            gap = not_modelled_name(snap, host)
+            raise UsageError(f"Aborting because of lookup {host}: no such host"
+                             + (f" ({gap})" if gap else ""))
         return host, parts.netloc, port, ips[0]
 
     def _exchange(self, opts: Options, url: str, t: float, netloc: str, ip: str) -> Exchange:
