@@ -27,8 +27,6 @@ COMPONENT = "istiolab-embedded"
 
 # (group, kind) -> what the data plane does instead of enforcing the object
 KINDS: dict[tuple[str, str], str] = {
-    (SEC, "PeerAuthentication"): "mutual TLS modes are not enforced: every sidecar stays "
-    "PERMISSIVE, so STRICT does not reject plaintext clients",
     (SEC, "RequestAuthentication"): "JWTs are not validated: a request with an invalid token "
     "is let through",
     (SEC, "AuthorizationPolicy"): "authorization is not enforced: every request is allowed",
@@ -41,7 +39,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("extensions.istio.io", "WasmPlugin"): "Wasm plugins are not loaded into any proxy",
 }
 
-MUTUAL = "ISTIO_MUTUAL"  # what every sidecar-to-sidecar connection of the model uses anyway
+MUTUAL = "ISTIO_MUTUAL|DISABLE"  # the client TLS modes the model applies (mesh.authn)
 # (group, kind) -> (field path[=values it matches the model with], what is ignored);
 # "[]" steps into every element of a list
 FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
@@ -54,12 +52,12 @@ FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("spec.http[].route[].headers", "per-destination header operations are not applied"),
     ),
     (NET, "DestinationRule"): (
-        (f"spec.trafficPolicy.tls.mode={MUTUAL}", "client TLS settings other than ISTIO_MUTUAL "
-         "are not applied (no TLS origination; sidecars always use mutual TLS)"),
-        (f"spec.trafficPolicy.portLevelSettings[].tls.mode={MUTUAL}", "client TLS settings "
-         "other than ISTIO_MUTUAL are not applied"),
-        (f"spec.subsets[].trafficPolicy.tls.mode={MUTUAL}", "client TLS settings other than "
-         "ISTIO_MUTUAL are not applied"),
+        (f"spec.trafficPolicy.tls.mode={MUTUAL}", "TLS origination (SIMPLE, MUTUAL) is not "
+         "modelled: the sidecar sends plaintext"),
+        (f"spec.trafficPolicy.portLevelSettings[].tls.mode={MUTUAL}", "TLS origination "
+         "(SIMPLE, MUTUAL) is not modelled: the sidecar sends plaintext"),
+        (f"spec.subsets[].trafficPolicy.tls.mode={MUTUAL}", "TLS origination (SIMPLE, MUTUAL) "
+         "is not modelled: the sidecar sends plaintext"),
         ("spec.trafficPolicy.loadBalancer", "load balancer settings are not applied: "
          "endpoints are picked at random"),
         ("spec.subsets[].trafficPolicy.loadBalancer", "load balancer settings are not applied: "

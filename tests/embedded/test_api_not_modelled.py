@@ -22,7 +22,6 @@ CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
 EVENT_TIMEOUT = 10.0  # seconds for the controllers to record an Event
 
 UNMODELLED = {
-    "PeerAuthentication": ("security.istio.io/v1", {"mtls": {"mode": "STRICT"}}),
     "RequestAuthentication": ("security.istio.io/v1", {"jwtRules": [{"issuer": "x"}]}),
     "AuthorizationPolicy": ("security.istio.io/v1", {"action": "ALLOW", "rules": [{}]}),
     "Sidecar": ("networking.istio.io/v1", {"egress": [{"hosts": ["./*"]}]}),
@@ -72,13 +71,14 @@ def test_apply_of_an_unmodelled_kind_warns_and_records_an_event(cluster: Api, ku
 
 def test_each_write_warns_again_and_a_modelled_kind_does_not(cluster: Api,
                                                              kubectl: Kubectl) -> None:
-    doc = _doc("PeerAuthentication", "security.istio.io/v1", {"mtls": {"mode": "STRICT"}})
+    doc = _doc("AuthorizationPolicy", "security.istio.io/v1", {"action": "DENY",
+                                                                "rules": [{}]})
     kubectl.run("create", "-f", "-", stdin=doc)
     again = kubectl.run("replace", "-f", "-", stdin=doc)
-    assert "STRICT does not reject plaintext clients" in again.stderr
-    patched = kubectl.run("patch", "peerauthentication", "x", "--type", "merge", "-p",
-                          '{"spec":{"mtls":{"mode":"PERMISSIVE"}}}')
-    assert "Warning: PeerAuthentication default/x" in patched.stderr
+    assert "authorization is not enforced" in again.stderr
+    patched = kubectl.run("patch", "authorizationpolicy", "x", "--type", "merge", "-p",
+                          '{"spec":{"action":"ALLOW"}}')
+    assert "Warning: AuthorizationPolicy default/x" in patched.stderr
     plain = kubectl.run("apply", "-f", "-", stdin=_doc(
         "VirtualService", "networking.istio.io/v1",
         {"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r"}}]}]}))
@@ -86,7 +86,10 @@ def test_each_write_warns_again_and_a_modelled_kind_does_not(cluster: Api,
     mutual = kubectl.run("apply", "-f", "-", stdin=_doc(
         "DestinationRule", "networking.istio.io/v1",
         {"host": "r", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}))
-    assert "Warning" not in mutual.stderr  # what the model does anyway: nothing is ignored
+    assert "Warning" not in mutual.stderr  # modelled (mesh.authn): nothing is ignored
+    peer = kubectl.run("apply", "-f", "-", stdin=_doc(
+        "PeerAuthentication", "security.istio.io/v1", {"mtls": {"mode": "STRICT"}}))
+    assert "Warning" not in peer.stderr  # modelled since Lab 7 (mesh.authn)
 
 
 @pytest.mark.parametrize(("kind", "spec", "field"), [
