@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TypeVar
 
@@ -157,6 +157,33 @@ def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
         yield name
         if _should_remove(request, istio_settings):
             _namespaces.delete(name)
+
+
+@pytest.fixture(scope="module")
+def lab_namespaces(request: pytest.FixtureRequest, istio: IstioInstallation,
+                   _namespaces: Namespaces, istio_settings: Settings
+                   ) -> Iterator[Callable[..., str]]:
+    """More namespaces of this module, as labs with several do (Lab 7: foo, bar, legacy).
+
+    ``lab_namespaces("foo")`` creates ``<module>-foo-<run>`` without the injection label
+    (``inject=True`` adds it) and returns its name; all are removed at module end.
+    """
+    made: list[str] = []
+
+    def create(role: str, *, inject: bool = False) -> str:
+        name = lab_namespace_name(f"{_module_label(request)[:40]}-{role}",
+                                  istio_settings.scope_id)
+        if name not in made:
+            with _clear_errors():
+                _namespaces.create(name, inject=inject)
+            made.append(name)
+        return name
+
+    yield create
+    if _should_remove(request, istio_settings):
+        for name in reversed(made):
+            with _clear_errors():
+                _namespaces.delete(name)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Mesh-wide changes (mesh config, reinstall with another profile): serialized and restored.
 
 Labs 3.4 (REGISTRY_ONLY), 7 (mesh-wide STRICT mTLS) and 9.1 (JSON access logs) change state
-that every other test sees. Such a change:
+that every other test sees. Such a change (a reinstall, a mesh-config edit, or a policy in the
+root namespace such as PeerAuthentication ``default`` in ``istio-system``):
 
 * holds the run's mesh lock exclusively, while every other lab test holds it shared, so on a
   shared cluster (kind under xdist, an existing context) no test runs against a half-changed
@@ -31,6 +32,7 @@ import yaml
 
 from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, IstioInstallation
 from pytest_istiolab.errors import IstioctlError
+from pytest_istiolab.kube import ObjectRef
 
 MESH_CONFIG_PREFIX = "meshConfig."
 
@@ -102,6 +104,7 @@ class MeshWide:
         self.session = installation.session
         self._saved_configmap: dict[str, Any] | None = None
         self._reinstalled = False
+        self._saved_policies: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
     @property
     def may_reinstall(self) -> bool:
@@ -134,8 +137,46 @@ class MeshWide:
             _set_path(mesh, path.split("."), _scalar(value))
         self._write_mesh(yaml.safe_dump(mesh, sort_keys=False))
 
+    def apply_policy(self, doc: dict[str, Any]) -> None:
+        """Apply a mesh-wide policy into the root namespace (``kubectl apply -n istio-system``).
+
+        The object it replaces (or its absence) is recorded first and put back by :meth:`restore`.
+        """
+        key = (str(doc["apiVersion"]), str(doc["kind"]), str(doc["metadata"]["name"]))
+        if key not in self._saved_policies:
+            self._saved_policies[key] = self._current_policy(*key)
+        self.session.kube.apply([doc], namespace=ISTIO_NAMESPACE)
+
+    def remove_policy(self, api_version: str, kind: str, name: str) -> None:
+        """Delete a mesh-wide policy (recorded first, like :meth:`apply_policy`)."""
+        key = (api_version, kind, name)
+        if key not in self._saved_policies:
+            self._saved_policies[key] = self._current_policy(*key)
+        self.session.kube.delete_all([ObjectRef(api_version, kind, name, ISTIO_NAMESPACE)])
+
+    def _current_policy(self, api_version: str, kind: str, name: str) -> dict[str, Any] | None:
+        found = self.session.kube.get(api_version, kind, name, ISTIO_NAMESPACE)
+        if found is None:
+            return None
+        meta = found.get("metadata") or {}
+        return {"apiVersion": api_version, "kind": kind,
+                "metadata": {"name": name, "namespace": ISTIO_NAMESPACE,
+                             "labels": meta.get("labels") or {},
+                             "annotations": meta.get("annotations") or {}},
+                "spec": found.get("spec") or {}}
+
+    def _restore_policies(self) -> None:
+        for (api_version, kind, name), saved in reversed(list(self._saved_policies.items())):
+            if saved is None:
+                self.session.kube.delete_all(
+                    [ObjectRef(api_version, kind, name, ISTIO_NAMESPACE)])
+            else:
+                self.session.kube.apply([saved], namespace=ISTIO_NAMESPACE)
+        self._saved_policies = {}
+
     def restore(self) -> None:
-        """Undo everything: reinstall the run's profile, then put the ConfigMap back."""
+        """Undo everything: the root-namespace policies, the run's profile, the ConfigMap."""
+        self._restore_policies()
         if self._reinstalled:
             self.session.istioctl.install(self.installation.profile)
             self.installation.wait_ready()

@@ -23,8 +23,13 @@ class Applier:
 
     def __call__(self, manifest: str | Path, *, namespace: str | None = None,
                  **variables: str) -> list[ObjectRef]:
-        docs = manifests.load(manifest, None, **variables)
-        self.sources.append((str(manifest), manifests.dump(docs)))
+        return self.apply_docs(manifests.load(manifest, None, **variables), str(manifest),
+                               namespace=namespace)
+
+    def apply_docs(self, docs: list[manifests.Doc], source: str, *,
+                   namespace: str | None = None) -> list[ObjectRef]:
+        """Apply parsed documents (``source`` names them in reports and errors)."""
+        self.sources.append((source, manifests.dump(docs)))
         ns = namespace or self.namespace
         refs = []
         for doc in docs:  # one by one: what was applied before a failure is still cleaned up
@@ -39,7 +44,7 @@ class Applier:
             except ClusterError as err:  # the server answered: nothing was created
                 if new:
                     self.applied.remove(expected)
-                raise ClusterError(f"{manifest}: {err.cause}", err.fix) from err
+                raise ClusterError(f"{source}: {err.cause}", err.fix) from err
             if ref != expected and ref not in self.applied:
                 self.applied.append(ref)
             refs.append(ref)

@@ -214,6 +214,18 @@ class Kube(WaitMixin, ExecMixin, PodsMixin):
         res = self.resource(api_version, kind)
         return str(res.path(name=name, namespace=namespace if res.namespaced else None))
 
+    def table(self, api_version: str, kind: str, namespace: str | None = None) -> Obj:
+        """The server's printed columns for a list (what ``kubectl get`` shows), as a Table.
+
+        ``namespace`` None lists every namespace (``kubectl get -A``).
+        """
+        path = self._path(api_version, kind, namespace=namespace)
+        try:
+            return dict(self._call("GET", path,
+                                   accept="application/json;as=Table;v=v1;g=meta.k8s.io"))
+        except ApiException as err:
+            raise self._api_error(f"list {kind}", err) from err
+
     def ref_for(self, doc: Obj, namespace: str | None = None) -> ObjectRef:
         """The reference of a manifest document (namespace filled in for namespaced kinds)."""
         api_version, kind, name = _identity(doc)
