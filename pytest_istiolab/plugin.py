@@ -171,7 +171,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    conformance.write_terminal(terminalreporter, config)
+    """Warnings, the JSON report's path, then the conformance section, whose last line is the
+    count of catalogue checks passed."""
     reporting.write_warnings(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
     target = config.getoption(c.OPT_CONFORMANCE_REPORT.dest, None) or config.getini(
@@ -183,6 +184,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                   "exit_status": int(exitstatus)}
         conformance.write_json(Path(target), config, header)
         terminalreporter.write_line(f"istiolab conformance report: {target}")
+    conformance.write_terminal(terminalreporter, config)
 
 
 def pytest_internalerror(excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]) -> None:

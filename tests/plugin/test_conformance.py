@@ -25,6 +25,11 @@ def test_broken():
 def test_needs_egress():
     pass
 
+@pytest.mark.lab(4)
+@pytest.mark.check("L4.1-X01")
+def test_companion():
+    pass
+
 def test_not_a_lab():
     pass
 """
@@ -38,9 +43,19 @@ def test_summary_and_json_report(pytester, xdist):
                                            f"--istio-conformance-report={report}", *xdist)
     result.stdout.fnmatch_lines([
         "*istiolab conformance*",
-        "Lab 1: FAILURE - 1 passed, 1 failed, 0 skipped; checks covered: 2",
-        "Lab 2: PARTIAL - 0 passed, 0 failed, 1 skipped; checks covered: 2",
+        "Lab 1: FAILURE - 1 passed, 1 failed, 0 skipped; checks passed: 1 of 12",
+        "Lab 2: PARTIAL - 0 passed, 0 failed, 1 skipped; checks passed: 0 of 8",
+        "Lab 4: SUCCESS - 1 passed, 0 failed, 0 skipped; checks passed: 0 of 9",
+        "companion checks (beyond the catalogue): 1 of 1 passed",
+        "failed: L1-C06",
+        "skipped (profile 'default' has no egress-gateway): L2-C01..C02",
+        "not run (not built, or not selected in this run): L1-C01..C04, L1-C07..C12, "
+        "L2-C03..C08, L3.1-C01..C03, *",
+        "1 of 120 catalogue checks passed",
     ])
+    after = result.stdout.lines[result.stdout.lines.index(
+        "1 of 120 catalogue checks passed") + 1]
+    assert after.startswith("="), f"the count ends the istiolab summary, then came {after!r}"
     data = json.loads(report.read_text())
     assert (data["profile"], data["istio_version"], data["cluster"]) == ("default", "1.26.0",
                                                                         "embedded")

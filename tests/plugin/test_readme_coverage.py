@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+from pytest_istiolab.report.catalogue import CATALOGUE
+
 ROOT = Path(__file__).resolve().parents[2]
 RANGE = re.compile(r"(L[\d.]+)-C(\d+)\.\.C(\d+)|(L[\d.]+-C\d+)")
 
@@ -55,3 +57,21 @@ def test_readme_table_matches_the_check_markers():
 
 def test_expansion_of_ranges():
     assert _expand("L3.1-C01..C03, L1-C07") == {"L3.1-C01", "L3.1-C02", "L3.1-C03", "L1-C07"}
+
+
+PROSE_BUILT = re.compile(r"\((\d+) of the\s+catalogue's (\d+) checks\)")
+PROSE_TOTAL = re.compile(r"(\d+) in all\)")
+
+
+def test_readme_prose_numbers_match_the_markers():
+    """The intro's "(N of the catalogue's 120 checks)" is counted from the check markers and the
+    catalogue table, never typed by hand: a lab that lands must update it, and this says so."""
+    text = ROOT.joinpath("README.md").read_text()
+    built = {i for ids in _marked().values() for i in ids} & set(CATALOGUE)
+    claims = [(int(n), int(total)) for n, total in PROSE_BUILT.findall(text)]
+    assert claims, "the README no longer says how many catalogue checks are built"
+    for claim in claims:
+        assert claim == (len(built), len(CATALOGUE)), (
+            f"README says {claim[0]} of {claim[1]} catalogue checks are built; the check markers "
+            f"of tests/labs name {len(built)} of the {len(CATALOGUE)}")
+    assert [int(n) for n in PROSE_TOTAL.findall(text)] == [len(CATALOGUE)]
