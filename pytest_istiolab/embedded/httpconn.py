@@ -62,6 +62,7 @@ class HttpHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = 60  # idle keep-alive connections
+    scheme = "http"  # "https" for a handler inside TLS (``listeners``)
     server: Endpoint  # type: ignore[assignment]
 
     def setup(self) -> None:
@@ -102,13 +103,18 @@ class HttpHandler(BaseHTTPRequestHandler):
                           if k.lower() != "host" and k.lower() not in HOP_BY_HOP)
         host, port_number = self.server.server_address[:2]
         authority = self.headers.get("Host") or f"{host!s}:{port_number}"
-        request = Request(self.command, self.path, authority, headers, body)
+        request = Request(self.command, self.path, authority, headers, body, self.scheme,
+                          self.request_sni())
         response = ingress(self.server.runtime, pod, port, request,
                            client=(self.client_address[0], self.client_address[1]))
         if response.failure is not None:
             self._abort()
             return
         self._write(response)
+
+    def request_sni(self) -> str | None:
+        """The TLS server name of the connection (None for plain HTTP)."""
+        return None
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -15,8 +15,11 @@ they open when that becomes true and close when it stops (Service deleted, nodeP
 changed, Gateway removed). Each connection is served by :mod:`httpconn` (HTTP/1.1, shared
 with ``pods/portforward``).
 
-Scope: TLS is not served yet (Lab 6 brings it): a port whose Gateway servers are all HTTPS
-(443 -> 8443) stays unbound, so clients get "connection refused".
+A gateway port whose Gateway servers are all ``protocol: HTTPS`` (443 -> 8443) is a real TLS
+listener (:mod:`tls`: SNI picks the server, credentials from Secrets, SIMPLE and MUTUAL, ALPN
+h2 served by :mod:`h2conn`, HTTP/1.1 otherwise). kube-proxy picks the pod once per
+connection. A port with only ``protocol: TLS`` servers (passthrough) is not modelled and
+stays unbound ("connection refused"), with a warning in the log.
 Virtual time is not turned into wall time: a ``/delay/2`` answers at once, carrying
 ``x-envoy-upstream-service-time: 2000``; measure latency from that header, not a stopwatch.
 """
@@ -25,11 +28,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from . import tls
+from .h2conn import serve_h2
 from .httpconn import HttpHandler
 from .mesh import gateways
 from .mesh.config import namespace_of, snapshot, spec_of
@@ -51,6 +57,7 @@ class Binding:
     namespace: str
     service: str
     port: int  # the Service port
+    tls: bool = False  # the gateway terminates TLS there (HTTPS servers)
 
 
 def _service_node_ports(runtime: Runtime) -> set[int]:
@@ -68,9 +75,12 @@ def desired_bindings(runtime: Runtime) -> dict[int, Binding]:
         pods = service_pods(snap, svc)
         for port in spec_of(svc).get("ports") or []:
             node_port = port.get("nodePort")
-            if node_port and any(listens(snap, pod, target_port(port, pod)) for pod in pods):
+            serving = [pod for pod in pods if listens(snap, pod, target_port(port, pod))]
+            if node_port and serving:
+                secure = all(is_gateway(pod) and tls.is_tls_port(snap, pod, target_port(port, pod))
+                             for pod in serving)
                 out[int(node_port)] = Binding(namespace_of(svc), svc["metadata"]["name"],
-                                              int(port["port"]))
+                                              int(port["port"]), secure)
     return out
 
 
@@ -78,7 +88,7 @@ def listens(snap: Any, pod: Obj, port: int) -> bool:
     """Whether something in ``pod`` accepts connections on ``port`` (see the module doc)."""
     if is_gateway(pod):
         return port == 15021 or port in gateways.listening_ports(
-            snap, pod, gateways.HTTP_PROTOCOLS)
+            snap, pod, gateways.HTTP_PROTOCOLS + gateways.TLS_TERMINATING)
     return has_sidecar(pod) or app_for(pod, port) is not None
 
 
@@ -92,6 +102,7 @@ class ListenerManager:
         self._lock = threading.RLock()
         self._unsubscribe: Any = None
         self.errors: dict[int, str] = {}
+        self.credentials = tls.Credentials(runtime)
 
     @property
     def ports(self) -> dict[int, Binding]:
@@ -112,6 +123,7 @@ class ListenerManager:
         for server in servers:
             server.close()
         self.runtime.node_ports.close()
+        self.credentials.close()
 
     def _on_event(self, event: Event) -> None:
         if event.rtype.key in WATCHED:
@@ -139,7 +151,8 @@ class ListenerManager:
             log.warning(self.errors[port])
             return
         try:
-            server = _NodePortServer(sock, self.runtime, binding)
+            server = _TlsNodePortServer(sock, self.runtime, binding, self.credentials) \
+                if binding.tls else _NodePortServer(sock, self.runtime, binding)
         except OSError as problem:
             sock.close()
             self.errors[port] = f"cannot listen on {self.host}:{port}: {problem}"
@@ -203,3 +216,82 @@ class _NodePortServer(ThreadingHTTPServer):
             return None
         pod = self.runtime.rng.choice(pods)
         return pod, target_port(port, pod)
+
+
+class _TlsNodePortServer(_NodePortServer):
+    """A NodePort in front of gateway HTTPS servers: TLS first, then HTTP/2 or HTTP/1.1."""
+
+    def __init__(self, sock: socket.socket, runtime: Runtime, binding: Binding,
+                 credentials: tls.Credentials) -> None:
+        self.credentials = credentials
+        super().__init__(sock, runtime, binding)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        conn: socket.socket = request
+        target = self.target()
+        record = tls.peek_client_hello(conn)
+        chosen = None
+        if target is not None and record is not None:
+            chosen = tls.choose(self.runtime, self.credentials, target[0], target[1], record)
+        if target is None or chosen is None:
+            tls.reset(conn)
+            return
+        self.opened(conn)
+        try:
+            secure = chosen.context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.closed(conn)
+            conn.close()  # the alert (if any) was sent by the handshake
+            return
+        self.closed(conn)
+        if secure.selected_alpn_protocol() == "h2":
+            self.opened(secure)
+            try:
+                serve_h2(secure, client_address, self.runtime, target[0], target[1], chosen.sni)
+            finally:
+                self.closed(secure)
+                _close(secure)
+            return
+        try:
+            _PinnedHandler(secure, client_address, _Pinned(self, target, chosen.sni))
+        except OSError:
+            pass
+        finally:
+            _close(secure)
+
+    def shutdown_request(self, request: Any) -> None:
+        """The connection is closed by :meth:`finish_request` (it may be wrapped by then)."""
+
+
+def _close(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
+
+
+class _Pinned:
+    """The endpoint of one TLS connection: the pod kube-proxy picked, and the SNI."""
+
+    def __init__(self, server: _NodePortServer, target: tuple[Obj, int], sni: str | None) -> None:
+        self.runtime, self.server_address = server.runtime, server.server_address
+        self._server, self._target, self.sni = server, target, sni
+
+    def target(self) -> tuple[Obj, int] | None:
+        return self._target
+
+    def opened(self, conn: socket.socket) -> None:
+        self._server.opened(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        self._server.closed(conn)
+
+
+class _PinnedHandler(HttpHandler):
+    """HTTP/1.1 inside TLS: requests carry ``scheme`` https and the connection's SNI."""
+
+    scheme = "https"
+
+    def request_sni(self) -> str | None:
+        return getattr(self.server, "sni", None)

@@ -13,6 +13,11 @@
   specific virtual host; the routes of every VirtualService in it are merged, oldest
   VirtualService first, and the first match wins (``match.port`` compares with the server's
   port number, ``match.gateways`` with the Gateway). No virtual host or no match: 404 NR.
+* HTTPS servers (``protocol: HTTPS``) terminate TLS (``embedded/tls.py`` serves the
+  handshake): each is its own filter chain, chosen by the ClientHello's SNI among the
+  server's hosts (exact names first, then the longest wildcard, then ``*``, which also takes
+  a ClientHello without SNI); its requests use only that server's routes, as Envoy gives
+  each HTTPS server its own route configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .topology import pod_labels, selects, service_ports, services_selecting, ta
 
 Obj = dict[str, Any]
 HTTP_PROTOCOLS = ("HTTP", "HTTP2", "GRPC")
+TLS_TERMINATING = ("HTTPS",)
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,35 @@ def listening_ports(snap: Snapshot, pod: Obj, protocols: tuple[str, ...] | None 
             for bound in [BoundServer(g, s)] if protocols is None or bound.protocol in protocols}
 
 
+def server_hosts(bound: BoundServer) -> list[str]:
+    """The server's hosts without their namespace part (``ns/host`` -> ``host``)."""
+    return [hosts.split_namespaced(str(h), namespace_of(bound.gateway))[1].lower()
+            for h in bound.server.get("hosts") or []]
+
+
+def tls_server_for(snap: Snapshot, pod: Obj, port: int, sni: str | None) -> BoundServer | None:
+    """The HTTPS server on ``port`` whose hosts match the SNI (None: no filter chain)."""
+    best: tuple[tuple[int, int], BoundServer] | None = None
+    for bound in servers_on(snap, pod, port):
+        if bound.protocol not in TLS_TERMINATING:
+            continue
+        for host in server_hosts(bound):
+            if host != "*" and (sni is None or not hosts.host_matches(host, sni)):
+                continue
+            rank = hosts.specificity(host)
+            if best is None or rank < best[0]:
+                best = (rank, bound)
+    return best[1] if best else None
+
+
 def route_gateway(snap: Snapshot, pod: Obj, port: int, request: Request) -> RouteDecision:
-    """The decision of gateway ``pod`` for a plain-HTTP request on its ``port``."""
-    servers = [s for s in servers_on(snap, pod, port) if s.protocol in HTTP_PROTOCOLS]
+    """The decision of gateway ``pod`` for a request on its ``port`` (HTTP, or HTTPS once the
+    TLS listener terminated it: ``request.scheme == "https"``, ``request.sni``)."""
+    if request.scheme == "https":
+        chosen_server = tls_server_for(snap, pod, port, request.sni)
+        servers = [chosen_server] if chosen_server is not None else []
+    else:
+        servers = [s for s in servers_on(snap, pod, port) if s.protocol in HTTP_PROTOCOLS]
     entries = _virtual_host_entries(snap, servers)
     if not entries:
         return RouteDecision(local=NO_ROUTE)

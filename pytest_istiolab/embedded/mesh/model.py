@@ -25,6 +25,7 @@ class Request:
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     scheme: str = "http"
+    sni: str | None = None  # the TLS server name, for a request that arrived over TLS
 
     @property
     def path_only(self) -> str:
@@ -45,7 +46,7 @@ class Request:
 
     def copy(self) -> Request:
         return Request(self.method, self.path, self.authority, self.headers.copy(), self.body,
-                       self.scheme)
+                       self.scheme, self.sni)
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,8 @@ def _upstream_request(hop: Hop, decision: RouteDecision, request: Request,
                       endpoint: Endpoint | None) -> Request:
     """The request as the router sends it upstream (``endpoint`` None: original destination)."""
     req = request.copy()
+    if hop.kind == "gateway" and req.scheme == "https":  # TLS ended at the gateway
+        req.scheme, req.sni = "http", None
     route = decision.http_route or {}
     rewrite = route.get("rewrite") or {}
     if rewrite.get("uri") is not None:

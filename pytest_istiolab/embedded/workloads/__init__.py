@@ -6,10 +6,10 @@ Modelled: Bookinfo 1.20.x (productpage with its Tailwind UI, login session and A
 details; reviews v1/v2/v3 with their ratings calls and timeouts; ratings), go-httpbin
 v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay/N``,
 ``/anything``, ``/post`` …, header values as JSON arrays), the Python httpbin on gunicorn
-(Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`) and
-the public ``httpbin.org``. ``curlimages/curl`` (sleep) serves nothing. Not yet: helloworld,
-addons; a pod whose image has no model refuses connections on every port, and an exec into
-it says what is missing.
+(Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`),
+Istio's helloworld (:mod:`.helloworld`) and the public ``httpbin.org``. ``curlimages/curl``
+(sleep) serves nothing. Not yet: addons; a pod whose image has no model refuses connections
+on every port, and an exec into it says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
 :func:`app_for` finds the container serving a port. ``register_startup(kind, fn)`` makes
@@ -77,7 +77,7 @@ def listen_port(kind: str | None, container: Obj) -> int | None:
 
 
 def _register_builtin() -> None:
-    from . import bookinfo, fortio_server, httpbin, productpage, python_httpbin
+    from . import bookinfo, fortio_server, helloworld, httpbin, productpage, python_httpbin
 
     register("bookinfo-productpage", productpage.Productpage)
     register("bookinfo-details", bookinfo.Details)
@@ -87,6 +87,7 @@ def _register_builtin() -> None:
     register("httpbin", python_httpbin.PythonHttpbin)
     register_startup("httpbin", python_httpbin.started)
     register("fortio", fortio_server.FortioServer)
+    register("helloworld", helloworld.Helloworld)
 
 
 _register_builtin()
