@@ -65,6 +65,24 @@ class EmbeddedCluster:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # ------------------------------------------------------- test-only controls
+    @staticmethod
+    def break_tls(fault: str) -> None:
+        """Break the gateways' TLS on purpose, process-wide (self-checks prove the lab tests
+        go red): ``ignore-sni``, ``stale-certificate`` or ``optional-client-certificate``
+        (see :mod:`.tls`). :meth:`repair_tls` undoes every fault."""
+        from . import tls
+
+        if fault not in tls.KNOWN_FAULTS:
+            raise ValueError(f"unknown TLS fault {fault!r}; known: {', '.join(tls.KNOWN_FAULTS)}")
+        tls.FAULTS.add(fault)
+
+    @staticmethod
+    def repair_tls() -> None:
+        from . import tls
+
+        tls.FAULTS.clear()
+
     # ------------------------------------------------------------ outputs
     @property
     def kubeconfig(self) -> Path:
