@@ -133,6 +133,9 @@ def test_gateway_services_and_deployments() -> None:
     assert [(p["name"], p["port"], p["targetPort"]) for p in ingress["ports"]] == [
         ("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443),
         ("tcp", 31400, 31400), ("tls", 15443, 15443)]
+    default = _get(render_install("default"), "Service", "istio-ingressgateway")["spec"]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in default["ports"]] == [
+        ("status-port", 15021, 15021), ("http2", 80, 8080), ("https", 443, 8443)]
     egress = _get(objs, "Service", "istio-egressgateway")["spec"]
     assert egress["type"] == "ClusterIP"
     assert [(p["name"], p["port"], p["targetPort"]) for p in egress["ports"]] == [

@@ -182,7 +182,9 @@ def _assert_pod_ready(kube, prefix, containers):
                                                                     f"{containers}/{containers}")
 
 
-# service -> (type, ports) per L1-C10, Istio 1.26 (jaeger-collector adds OTLP 4317/4318)
+# service -> (type, ports) per L1-C10, Istio 1.26 (jaeger-collector adds OTLP 4317/4318); the
+# ingress gateway's tcp 31400 and tls 15443 come from the demo profile only (profile-demo.yaml)
+DEFAULT_INGRESS_PORTS = [15021, 80, 443]
 SERVICES = {
     "istiod": ("ClusterIP", [15010, 15012, 443, 15014], None),
     "istio-ingressgateway": ("LoadBalancer", [15021, 80, 443, 31400, 15443], "ingress-gateway"),
@@ -202,6 +204,8 @@ def test_control_plane_service_type_and_ports(istio, kube, istio_settings, name)
     kind, ports, capability = SERVICES[name]
     if capability and capability not in istio_settings.capabilities:
         pytest.skip(f"profile {istio_settings.profile!r} has no {capability}")
+    if name == "istio-ingressgateway" and istio_settings.profile != "demo":
+        ports = DEFAULT_INGRESS_PORTS
     svc = kube.get("v1", "Service", name, ISTIO_NS)
     assert svc is not None, f"service {name} missing in {ISTIO_NS}"
     assert (svc["spec"]["type"], [p["port"] for p in svc["spec"]["ports"]]) == (kind, ports)

@@ -1,9 +1,11 @@
 """The ``IngressGateways`` and ``EgressGateways`` components of Istio 1.26.
 
-``istio-ingressgateway``: a ``LoadBalancer`` Service (status-port 15021, http2 80->8080,
-https 443->8443, tcp 31400, tls 15443); ``istio-egressgateway``: ``ClusterIP`` (http2
-80->8080, https 443->8443). Each has a Deployment running ``proxyv2`` in router mode, a
-ServiceAccount, an SDS Role/RoleBinding, a PodDisruptionBudget and, when autoscaling, an HPA.
+``istio-ingressgateway``: a ``LoadBalancer`` Service with the istio-ingress chart's ports
+(status-port 15021, http2 80->8080, https 443->8443); the demo profile's
+``profile-demo.yaml`` replaces them with those plus tcp 31400 and tls 15443.
+``istio-egressgateway``: ``ClusterIP`` (http2 80->8080, https 443->8443). Each has a
+Deployment running ``proxyv2`` in router mode, a ServiceAccount, an SDS Role/RoleBinding, a
+PodDisruptionBudget and, when autoscaling, an HPA.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ INGRESS_PORTS = [
     {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
     {"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443},
+]
+DEMO_INGRESS_PORTS = [
+    *INGRESS_PORTS,
     {"name": "tcp", "port": 31400, "protocol": "TCP", "targetPort": 31400},
     {"name": "tls", "port": 15443, "protocol": "TCP", "targetPort": 15443},
 ]
@@ -31,8 +36,9 @@ EGRESS_PORTS = [
 
 
 def ingress_objects(spec: InstallSpec) -> list[Obj]:
+    ports = DEMO_INGRESS_PORTS if spec.profile == "demo" else INGRESS_PORTS
     return gateway_objects(spec, "istio-ingressgateway", "ingressgateway", "IngressGateways",
-                           "LoadBalancer", INGRESS_PORTS)
+                           "LoadBalancer", ports)
 
 
 def egress_objects(spec: InstallSpec) -> list[Obj]:
