@@ -65,8 +65,18 @@ FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("spec.exportTo", "visibility is not applied"),
         ("spec.workloadSelector", "the rule applies to every workload"),
     ),
-    (NET, "Gateway"): (
-        ("spec.servers[].tls", "TLS is not served: the server gets no listener"),
+    (NET, "Gateway"): (  # TLS termination: embedded.tls models SIMPLE and MUTUAL
+        ("spec.servers[].tls.mode=SIMPLE|MUTUAL", "only SIMPLE and MUTUAL TLS are served "
+         "(PASSTHROUGH, AUTO_PASSTHROUGH, ISTIO_MUTUAL and OPTIONAL_MUTUAL are not modelled)"),
+        ("spec.servers[].tls.httpsRedirect", "the redirect to HTTPS is not sent"),
+        ("spec.servers[].tls.serverCertificate", "certificate files are not read: use "
+         "credentialName"),
+        ("spec.servers[].tls.subjectAltNames", "client certificate names are not checked"),
+        ("spec.servers[].tls.verifyCertificateSpki", "client certificate pins are not checked"),
+        ("spec.servers[].tls.verifyCertificateHash", "client certificate pins are not checked"),
+        ("spec.servers[].tls.cipherSuites", "cipher settings are not applied"),
+        ("spec.servers[].tls.minProtocolVersion", "TLS version settings are not applied"),
+        ("spec.servers[].tls.maxProtocolVersion", "TLS version settings are not applied"),
     ),
     (NET, "ServiceEntry"): (
         ("spec.workloadSelector", "workload selection is not applied"),

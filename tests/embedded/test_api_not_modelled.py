@@ -87,6 +87,14 @@ def test_each_write_warns_again_and_a_modelled_kind_does_not(cluster: Api,
         "DestinationRule", "networking.istio.io/v1",
         {"host": "r", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}))
     assert "Warning" not in mutual.stderr  # modelled (mesh.authn): nothing is ignored
+    https = kubectl.run("apply", "-f", "-", stdin=_doc(
+        "Gateway", "networking.istio.io/v1", {"selector": {"istio": "ingressgateway"},
+                                               "servers": [{"port": {"number": 443, "name": "https",
+                                                                     "protocol": "HTTPS"},
+                                                            "hosts": ["*"], "tls": {
+                                                                "mode": "SIMPLE",
+                                                                "credentialName": "c"}}]}))
+    assert "Warning" not in https.stderr  # served since Lab 6 (embedded.tls)
     peer = kubectl.run("apply", "-f", "-", stdin=_doc(
         "PeerAuthentication", "security.istio.io/v1", {"mtls": {"mode": "STRICT"}}))
     assert "Warning" not in peer.stderr  # modelled since Lab 7 (mesh.authn)
@@ -105,8 +113,11 @@ def test_each_write_warns_again_and_a_modelled_kind_does_not(cluster: Api,
                                                        "simple": "LEAST_REQUEST"}}}]},
      "spec.subsets[].trafficPolicy.loadBalancer"),
     ("Gateway", {"selector": {"istio": "ingressgateway"}, "servers": [
-        {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
-         "tls": {"mode": "SIMPLE", "credentialName": "c"}}]}, "spec.servers[].tls"),
+        {"port": {"number": 443, "name": "tls", "protocol": "TLS"}, "hosts": ["*"],
+         "tls": {"mode": "PASSTHROUGH"}}]}, "spec.servers[].tls.mode"),
+    ("Gateway", {"selector": {"istio": "ingressgateway"}, "servers": [
+        {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"],
+         "tls": {"httpsRedirect": True}}]}, "spec.servers[].tls.httpsRedirect"),
 ])
 def test_an_ignored_field_of_a_modelled_kind_is_named(cluster: Api, kubectl: Kubectl,
                                                       kind: str, spec: dict,
