@@ -121,6 +121,10 @@ PROFILE_CAPABILITIES: dict[str, frozenset[str]] = {
     "stable": frozenset({"istiod", "ingress-gateway"}),
 }
 CAPABILITIES: tuple[str, ...] = ("istiod", "ingress-gateway", "egress-gateway", "access-log")
+# What every test of a lab needs, beside its own ``requires`` markers: Labs 2-9 run workloads
+# with injected sidecars, which needs istiod (and the Istio CRDs it comes with). Lab 1 marks
+# its tests one by one (some check only what istioctl prints).
+LAB_REQUIRES: dict[int, tuple[str, ...]] = {lab: ("istiod",) for lab in range(2, 10)}
 
 LABEL_MANAGED = "istiolab.io/managed-by"     # on every namespace the suite creates
 LABEL_RUN = "istiolab.io/run"                # the run id

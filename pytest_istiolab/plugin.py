@@ -147,11 +147,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         lab = item.get_closest_marker(c.MARK_LAB)
         if lab is not None and lab.args:
             item.add_marker(f"lab{lab.args[0]}")
-        for mark in item.iter_markers(c.MARK_REQUIRES):
-            missing = [cap for cap in mark.args if cap not in settings.capabilities]
-            if missing:
-                item.add_marker(pytest.mark.skip(
-                    reason=f"profile {settings.profile!r} has no {', '.join(missing)}"))
+        needed = [cap for mark in item.iter_markers(c.MARK_REQUIRES) for cap in mark.args]
+        if lab is not None and lab.args:
+            needed += c.LAB_REQUIRES.get(int(lab.args[0]), ())
+        missing = [cap for cap in dict.fromkeys(needed) if cap not in settings.capabilities]
+        if missing:
+            item.add_marker(pytest.mark.skip(
+                reason=f"profile {settings.profile!r} has no {', '.join(missing)}"))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
