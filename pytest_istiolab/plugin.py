@@ -49,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS_KEY] = settings
         if not _is_worker(config):
             config.pluginmanager.register(conformance.Collector(config), "istiolab-conformance")
+            _check_report_target(config)
+        if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when it is loaded
+            config.pluginmanager.register(XdistHooks(), "istiolab-xdist")
         _preflight(config, settings)
     except IstioLabError as err:
         raise pytest.UsageError(str(err)) from None
@@ -115,14 +118,54 @@ def _workdir(config: pytest.Config) -> Path:
     return root / f"{worker}-{os.getpid()}"
 
 
-def pytest_configure_node(node: object) -> None:  # pragma: no cover - xdist hook
-    config: pytest.Config = node.config  # type: ignore[attr-defined]
-    settings = config.stash[SETTINGS_KEY]
-    node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
-    node.workerinput[RUN_ID_INPUT] = settings.run_id  # type: ignore[attr-defined]
-    handle = config.stash.get(SHARED_HANDLE_KEY, None)
-    if handle is not None:
-        node.workerinput[HANDLE_INPUT] = handle_to_json(handle)  # type: ignore[attr-defined]
+class XdistHooks:
+    """pytest-xdist's hooks, registered only when xdist is loaded (``-p no:xdist`` works)."""
+
+    def pytest_configure_node(self, node: object) -> None:
+        """The controller's seed, run id and shared cluster go to every worker."""
+        config: pytest.Config = node.config  # type: ignore[attr-defined]
+        settings = config.stash[SETTINGS_KEY]
+        node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
+        node.workerinput[RUN_ID_INPUT] = settings.run_id  # type: ignore[attr-defined]
+        handle = config.stash.get(SHARED_HANDLE_KEY, None)
+        if handle is not None:
+            node.workerinput[HANDLE_INPUT] = handle_to_json(handle)  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: object) -> object | None:
+        """A module's tests on one worker, unless the user chose ``--dist``: a lab module sets
+        up its namespace, apps and rules once (per worker), so xdist's default spread of one
+        module over all workers repeats that set-up on each."""
+        chosen = getattr(config.known_args_namespace, "dist", "no") != "no" or getattr(
+            config.known_args_namespace, "distload", False)
+        if chosen or config.getoption("dist") != "load":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        return LoadFileScheduling(config, log)
+
+
+def _check_report_target(config: pytest.Config) -> None:
+    """``--istio-conformance-report``'s file must be writable before tests run, not after."""
+    target = _report_target(config)
+    if not target:
+        return
+    path = Path(target).expanduser()
+    parent = path.parent if str(path.parent) else Path(".")
+    fix = f"pass {c.OPT_CONFORMANCE_REPORT.flag} a file in a writable directory"
+    if path.is_dir():
+        raise IstioLabError(f"{c.OPT_CONFORMANCE_REPORT.flag}={target}: that is a directory", fix)
+    if not parent.is_dir():
+        raise IstioLabError(f"{c.OPT_CONFORMANCE_REPORT.flag}={target}: directory {parent} does "
+                            "not exist", fix)
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise IstioLabError(f"{c.OPT_CONFORMANCE_REPORT.flag}={target}: not writable", fix)
+
+
+def _report_target(config: pytest.Config) -> str | None:
+    return (config.getoption(c.OPT_CONFORMANCE_REPORT.dest, None)
+            or config.getini(c.OPT_CONFORMANCE_REPORT.ini)
+            or os.environ.get(c.OPT_CONFORMANCE_REPORT.env) or None)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -136,6 +179,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     is not (``-q``, ``--no-header``): it must be seen before anything changes."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and (not reporter.showheader or reporter.no_header):
+        settings = session.config.stash.get(SETTINGS_KEY, None)
+        if settings is not None and settings.cluster == "embedded" and not _is_worker(
+                session.config):  # a statistical failure must be reproducible from any output
+            reporter.write_line(f"istiolab: seed {settings.seed} (reproduce: "
+                                f"{c.OPT_SEED.flag}={settings.seed})")
         for line in reporting.plan_lines(session.config):
             reporter.write_line(line)
 
@@ -177,8 +225,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     count of catalogue checks passed."""
     reporting.write_warnings(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
-    target = config.getoption(c.OPT_CONFORMANCE_REPORT.dest, None) or config.getini(
-        c.OPT_CONFORMANCE_REPORT.ini) or os.environ.get(c.OPT_CONFORMANCE_REPORT.env)
+    target = _report_target(config)
     if target and settings is not None and not _is_worker(config):
         header = {"istio_version": settings.version, "profile": settings.profile,
                   "cluster": settings.cluster, "context": settings.context,

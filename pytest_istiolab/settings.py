@@ -89,16 +89,23 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
         raise UsageError(f"{c.OPT_CLUSTER.flag}=existing needs an explicit context: the suite "
                          "never picks the current context of a real cluster by itself",
                          f"pass {c.OPT_CONTEXT.flag} NAME (see `kubectl config get-contexts`)")
+    install = _choice(get(c.OPT_INSTALL) or "if-missing", c.INSTALL_CHOICES, c.OPT_INSTALL)
+    read_only = _flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY)
+    if read_only and install == "always":
+        raise UsageError(f"{c.OPT_READ_ONLY.flag}=true and {c.OPT_INSTALL.flag}=always "
+                         "contradict: a read-only run never installs Istio",
+                         f"drop one of them ({c.OPT_INSTALL.flag}=if-missing tests the mesh "
+                         "that is installed)")
     kubeconfig = get(c.OPT_KUBECONFIG)
     return Settings(
         profile=profile, version=version, cluster=cluster, context=get(c.OPT_CONTEXT) or None,
         kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None, keep=keep,
         istioctl=get(c.OPT_ISTIOCTL) or None, seed=_seed(get(c.OPT_SEED)), workdir=workdir,
-        install=_choice(get(c.OPT_INSTALL) or "if-missing", c.INSTALL_CHOICES, c.OPT_INSTALL),
+        install=install,
         kind_name=get(c.OPT_KIND_NAME) or None, kind_image=get(c.OPT_KIND_IMAGE) or None,
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
-        read_only=_flag(get(c.OPT_READ_ONLY), c.OPT_READ_ONLY), external_host=external_host,
+        read_only=read_only, external_host=external_host,
         worker=worker, **({"run_id": run_id} if run_id else {}),
     )
 
@@ -136,10 +143,14 @@ def _seed(raw: str | None) -> int:
     if raw in (None, ""):
         return secrets.randbelow(2**31)
     try:
-        return int(str(raw))
+        seed = int(str(raw))
     except ValueError:
         raise UsageError(f"{c.OPT_SEED.flag}={raw!r} is not an integer",
                          f"pass a whole number, e.g. {c.OPT_SEED.flag}=1234") from None
+    if not 0 <= seed < 2**32:
+        raise UsageError(f"{c.OPT_SEED.flag}={raw!r} is out of range (0 to {2**32 - 1})",
+                         f"pass a whole number in that range, e.g. {c.OPT_SEED.flag}=1234")
+    return seed
 
 
 def _host_name(raw: str) -> str:

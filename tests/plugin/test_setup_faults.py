@@ -1,0 +1,94 @@
+"""A fault of the run stops it once, before any test, with one message (cause and fix) and no
+traceback; what the run tells (the seed) is there even with ``-q``; xdist is optional."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pytest_istiolab import constants as c
+
+pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
+
+NO_CLUSTER = "def test_a():\n    pass\n\ndef test_b():\n    pass\n"
+
+
+@pytest.fixture
+def _no_istiolab_env(monkeypatch):
+    for opt in c.OPTIONS:
+        monkeypatch.delenv(opt.env, raising=False)
+
+
+def _one_usage_error(result, *lines: str) -> None:
+    __tracebackhide__ = True
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(list(lines))
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text and "INTERNALERROR" not in text, text
+    assert text.count("ERROR: ") <= 1, text  # once, not per test
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_out_of_range_is_refused(pytester, seed):
+    pytester.makepyfile(NO_CLUSTER)
+    _one_usage_error(pytester.runpytest(f"--istio-seed={seed}"),
+                     f"*--istio-seed='{seed}' is out of range (0 to 4294967295)*")
+
+
+def test_read_only_and_install_always_contradict(pytester):
+    pytester.makepyfile(NO_CLUSTER)
+    _one_usage_error(pytester.runpytest("--istio-read-only=true", "--istio-install=always"),
+                     "*--istio-read-only=true and --istio-install=always contradict*",
+                     "*fix: drop one of them*")
+
+
+def test_an_unwritable_conformance_report_is_refused_before_the_tests(pytester):
+    locked = pytester.path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        pytester.makepyfile(NO_CLUSTER)
+        result = pytester.runpytest_subprocess(
+            f"--istio-conformance-report={locked / 'report.json'}")
+        _one_usage_error(result, "*--istio-conformance-report=*report.json: not writable*")
+        assert "passed" not in result.stdout.str()
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("where", ["missing/report.json", "."])
+def test_a_report_in_a_missing_directory_or_a_directory_is_refused(pytester, where):
+    pytester.makepyfile(NO_CLUSTER)
+    result = pytester.runpytest_subprocess(f"--istio-conformance-report={where}")
+    _one_usage_error(result, "*--istio-conformance-report=*")
+    assert "passed" not in result.stdout.str()
+
+
+def test_without_xdist_the_plugin_still_loads(pytester):
+    pytester.makepyfile(NO_CLUSTER)
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_seed_is_printed_with_quiet(pytester):
+    pytester.makepyfile(NO_CLUSTER)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "--istio-seed=1234")
+    result.stdout.fnmatch_lines(["istiolab: seed 1234 (reproduce: --istio-seed=1234)"])
+
+
+def test_a_modules_tests_share_one_xdist_worker_by_default(pytester):
+    body = "\n".join(f"def test_{i}(worker_id):\n    print('WORKER', worker_id)\n"
+                     for i in range(6))
+    pytester.makepyfile(test_one=body, test_two=body)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=12)
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "PASSED" in line:
+            worker, _, rest = line.partition("]")
+            workers.setdefault(rest.split("::")[0].split()[-1], set()).add(worker)
+    assert workers and all(len(w) == 1 for w in workers.values()), workers
