@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from . import tls
-from .h2conn import serve_h2
 from .httpconn import HttpHandler
 from .mesh import gateways
 from .mesh.config import namespace_of, snapshot, spec_of
 from .mesh.topology import has_sidecar, is_gateway, service_pods, target_port
 from .runtime import Runtime
 from .store import Event
+from .tlsconn import credentials_of, serve_tls
 from .workloads import app_for
 
 Obj = dict[str, Any]
@@ -102,7 +101,7 @@ class ListenerManager:
         self._lock = threading.RLock()
         self._unsubscribe: Any = None
         self.errors: dict[int, str] = {}
-        self.credentials = tls.Credentials(runtime)
+        self.credentials = credentials_of(runtime)
 
     @property
     def ports(self) -> dict[int, Binding]:
@@ -151,7 +150,7 @@ class ListenerManager:
             log.warning(self.errors[port])
             return
         try:
-            server = _TlsNodePortServer(sock, self.runtime, binding, self.credentials) \
+            server = _TlsNodePortServer(sock, self.runtime, binding) \
                 if binding.tls else _NodePortServer(sock, self.runtime, binding)
         except OSError as problem:
             sock.close()
@@ -219,79 +218,11 @@ class _NodePortServer(ThreadingHTTPServer):
 
 
 class _TlsNodePortServer(_NodePortServer):
-    """A NodePort in front of gateway HTTPS servers: TLS first, then HTTP/2 or HTTP/1.1."""
-
-    def __init__(self, sock: socket.socket, runtime: Runtime, binding: Binding,
-                 credentials: tls.Credentials) -> None:
-        self.credentials = credentials
-        super().__init__(sock, runtime, binding)
+    """A NodePort in front of gateway HTTPS servers: TLS first (:mod:`tlsconn`)."""
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        target = self.target()
-        record = tls.peek_client_hello(conn)
-        chosen = None
-        if target is not None and record is not None:
-            chosen = tls.choose(self.runtime, self.credentials, target[0], target[1], record)
-        if target is None or chosen is None:
-            tls.reset(conn)
-            return
-        self.opened(conn)
-        try:
-            secure = chosen.context.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            self.closed(conn)
-            conn.close()  # the alert (if any) was sent by the handshake
-            return
-        self.closed(conn)
-        if secure.selected_alpn_protocol() == "h2":
-            self.opened(secure)
-            try:
-                serve_h2(secure, client_address, self.runtime, target[0], target[1], chosen.sni)
-            finally:
-                self.closed(secure)
-                _close(secure)
-            return
-        try:
-            _PinnedHandler(secure, client_address, _Pinned(self, target, chosen.sni))
-        except OSError:
-            pass
-        finally:
-            _close(secure)
+        serve_tls(request, client_address, self.runtime, self.target(), self.server_address,
+                  tracker=self)
 
     def shutdown_request(self, request: Any) -> None:
-        """The connection is closed by :meth:`finish_request` (it may be wrapped by then)."""
-
-
-def _close(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    conn.close()
-
-
-class _Pinned:
-    """The endpoint of one TLS connection: the pod kube-proxy picked, and the SNI."""
-
-    def __init__(self, server: _NodePortServer, target: tuple[Obj, int], sni: str | None) -> None:
-        self.runtime, self.server_address = server.runtime, server.server_address
-        self._server, self._target, self.sni = server, target, sni
-
-    def target(self) -> tuple[Obj, int] | None:
-        return self._target
-
-    def opened(self, conn: socket.socket) -> None:
-        self._server.opened(conn)
-
-    def closed(self, conn: socket.socket) -> None:
-        self._server.closed(conn)
-
-
-class _PinnedHandler(HttpHandler):
-    """HTTP/1.1 inside TLS: requests carry ``scheme`` https and the connection's SNI."""
-
-    scheme = "https"
-
-    def request_sni(self) -> str | None:
-        return getattr(self.server, "sni", None)
+        """The connection is closed by :func:`tlsconn.serve_tls` (it may be wrapped by then)."""

@@ -22,10 +22,11 @@ as Envoy (Istio 1.26) behaves:
 * ALPN ``h2`` and ``http/1.1`` are offered, as Istio's gateway HTTPS listeners do; an h2
   client gets HTTP/2 (:mod:`h2conn`), others HTTP/1.1 (:mod:`httpconn`).
 
-Not modelled (a server using one is refused with an API warning elsewhere, or never
-matches): ``PASSTHROUGH``/``ISTIO_MUTUAL``/``OPTIONAL_MUTUAL`` modes, ``protocol: TLS``
-servers, ``tls.serverCertificate`` file paths, ``subjectAltNames``/``verifyCertificateSpki``
-checks of client certificates, CRLs, OCSP staples, cipher and version settings.
+Not modelled (a connection to such a server is reset and the log says why):
+``PASSTHROUGH``/``ISTIO_MUTUAL``/``OPTIONAL_MUTUAL`` modes and a server without
+``credentialName``; a port with only ``protocol: TLS`` servers is not listened on. Nor:
+``tls.serverCertificate`` file paths, ``subjectAltNames``/``verifyCertificateSpki`` checks
+of client certificates, CRLs, OCSP staples, cipher and version settings.
 
 Key material never leaves the process: a credential is loaded from a private temporary
 file (0600, in a 0700 directory) that is deleted right after loading.
@@ -227,8 +228,10 @@ class Credentials:
         return ctx
 
     def _unusable(self, ref: str, why: str) -> None:
+        if ref not in why:
+            why = f"{ref}: {why}"
         if self.problems.get(ref) != why:
-            log.warning("gateway credential %s: %s", ref, why)
+            log.warning("gateway credential %s", why)
         self.problems[ref] = why
         return None
 
@@ -268,6 +271,9 @@ def choose(runtime: Any, credentials: Credentials, pod: Obj, port: int,
     mode = str(tls.get("mode") or "SIMPLE").upper()
     name = tls.get("credentialName")
     if mode not in MODES or not name:
+        log.warning("gateway server %s on port %d: tls mode %s%s is not modelled by the embedded "
+                    "cluster; the connection is reset", server.key, port, mode,
+                    "" if name else " without credentialName")
         return None
     context = credentials.context(namespace_of(pod), str(name), mode)
     if context is None:

@@ -8,28 +8,43 @@ for a node address the test host cannot reach (nothing listens there).
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from mesh_testkit import BOOKINFO_GATEWAY, Kit
+from mesh_testkit import BOOKINFO_GATEWAY, MANIFESTS, Kit
 
 from pytest_istiolab.embedded.api import ApiServer
 from pytest_istiolab.embedded.listeners import ListenerManager
 from pytest_istiolab.embedded.tools import run_in_container
 from pytest_istiolab.kube import Kube
+from pytest_istiolab.security import LabCertificates, tls_secret
 from pytest_istiolab.traffic import Ingress
+from pytest_istiolab.traffic.tls import https_get
 
 UNREACHABLE_NODE = "127.0.0.2"
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+def certs() -> Iterator[LabCertificates]:
+    made = LabCertificates()
+    yield made
+    made.remove()
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory, certs: LabCertificates) -> Iterator[Kube]:
     kit = Kit(free_node_ports=True)
     kit.bookinfo()
     kit.apply(BOOKINFO_GATEWAY)
+    kit.deploy("lab06-tls-ingress/sdshttpbin.yaml")
+    kit.store.create(kit.rtype("", "secrets"), tls_secret("httpbin-credential", "istio-system",
+                                                          certs.httpbin), "istio-system")
+    kit.apply((MANIFESTS / "lab06-tls-ingress/sdsgateway.yaml").read_text())
+    kit.apply((MANIFESTS / "lab06-tls-ingress/sdsvirtualserver.yaml").read_text())
     listeners = ListenerManager(kit.rt).start()
     server = ApiServer(kit.rt, exec_handler=run_in_container, port=0)
     url = server.start()
@@ -76,3 +91,22 @@ def test_unreachable_node_falls_back_to_a_port_forward(kube: Kube,
         ingress.close()
     with pytest.raises(OSError):  # the relay is gone with the Ingress
         socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+
+
+@pytest.mark.parametrize("use_curl", [True, False], ids=["curl", "python"])
+def test_tls_goes_through_the_port_forward_too(kube: Kube, certs: LabCertificates,
+                                               use_curl: bool) -> None:
+    """pods/portforward carries raw TCP: Lab 6's HTTPS works through the fallback relay."""
+    if use_curl and not shutil.which("curl"):
+        pytest.skip("no curl on this host")
+    ingress = Ingress(kube, node_address=UNREACHABLE_NODE, probe_timeout=0.5)
+    try:
+        assert ingress.via == "port-forward"
+        result = https_get("httpbin.example.com", ingress.secure_port, ingress.host,
+                           "/status/418", certs.root.cert_path, use_curl=use_curl)
+        assert (result.exit_code, result.status, result.http_version) == (0, 418, "2"), \
+            result.describe()
+        assert result.subject == "CN=httpbin.example.com, O=httpbin organization"
+        assert "-=[ teapot ]=-" in result.body
+    finally:
+        ingress.close()

@@ -163,7 +163,9 @@ def test_status_port_and_stop(kit: Kit) -> None:
     assert refused(port) and manager.ports == {}
 
 
-def test_https_port_stays_unbound_until_tls_is_modelled(kit: Kit) -> None:
+def test_https_port_is_a_tls_binding_and_tls_passthrough_stays_unbound(kit: Kit) -> None:
+    """HTTPS servers make the https NodePort a TLS listener (test_tls_listener.py drives it);
+    ``protocol: TLS`` (passthrough, not modelled) on 15443 opens nothing."""
     kit.apply("""
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -174,10 +176,14 @@ spec:
   - port: {number: 443, name: https, protocol: HTTPS}
     tls: {mode: SIMPLE, credentialName: httpbin-credential}
     hosts: [httpbin.example.com]
+  - port: {number: 15443, name: tls, protocol: TLS}
+    tls: {mode: PASSTHROUGH}
+    hosts: [passthrough.example.com]
 """)
     bound = desired_bindings(kit.rt)
-    assert kit.node_port("istio-ingressgateway", "https") not in bound
-    assert kit.node_port("istio-ingressgateway", "status-port") in bound
+    assert bound[kit.node_port("istio-ingressgateway", "https")].tls
+    assert not bound[kit.node_port("istio-ingressgateway", "status-port")].tls
+    assert kit.node_port("istio-ingressgateway", "tls") not in bound
 
 
 def test_app_behind_a_plain_node_port(kit: Kit, listeners: ListenerManager) -> None:

@@ -28,7 +28,10 @@ from aiohttp import WSMsgType, web
 from ..httpconn import serve_connection
 from ..listeners import listens
 from ..mesh.config import snapshot
+from ..mesh.topology import is_gateway
 from ..runtime import Runtime
+from ..tls import is_tls_port
+from ..tlsconn import serve_tls
 from .context import ApiContext
 from .paths import Target
 from .responses import bad_request
@@ -127,8 +130,14 @@ async def _session(ws: web.WebSocketResponse, ctx: ApiContext, pod: Obj,
         ours.setblocking(False)
         sockets[2 * i] = ours
         endpoint = _PodPort(ctx.runtime, pod, port)
-        threading.Thread(target=serve_connection, args=(theirs, ("127.0.0.1", 0), endpoint),
-                         name=f"portforward-{port}", daemon=True).start()
+        if is_gateway(pod) and is_tls_port(snap, pod, port):  # raw TCP: TLS as on the NodePort
+            serve: Any = serve_tls
+            args: tuple[Any, ...] = (theirs, ("127.0.0.1", 0), ctx.runtime, (pod, port),
+                                     endpoint.server_address, endpoint)
+        else:
+            serve, args = serve_connection, (theirs, ("127.0.0.1", 0), endpoint)
+        threading.Thread(target=serve, args=args, name=f"portforward-{port}",
+                         daemon=True).start()
         pumps.append(asyncio.ensure_future(_pump_out(ws, ctx, ours, 2 * i)))
     reader = asyncio.ensure_future(_pump_in(ws, ctx, sockets))
     try:
