@@ -14,6 +14,7 @@ from mesh_testkit import DR_ALL, TEST_V2, Kit
 from pytest_istiolab import traffic
 from pytest_istiolab.embedded.mesh import request_from_pod
 from pytest_istiolab.embedded.mesh.headers import Headers
+from pytest_istiolab.embedded.tools import run_in_container
 from pytest_istiolab.embedded.workloads.productpage import read_session, sign_session
 
 ALL_V1 = "\n---\n".join(f"""
@@ -114,9 +115,30 @@ def test_logout_clears_the_session(kit: Kit) -> None:
     assert "Max-Age=0" in (response.headers.get("set-cookie") or "")
 
 
-def test_login_without_referer_fails_like_flask(kit: Kit) -> None:
+def test_login_without_referer_redirects_to_none_and_sets_the_session(kit: Kit) -> None:
+    """Flask 3.1's ``redirect(None)`` (werkzeug escapes None): 302 ``Location: None``, and the
+    session cookie is set, so a script's ``curl -c jar --data ... /login`` logs in."""
     response = get(kit, "/login", {}, "POST", b"username=jason")
-    assert response.status == 500 and "Internal Server Error" in response.text
+    assert (response.status, response.headers.get("location")) == (302, "None")
+    cookie = (response.headers.get("set-cookie") or "").split(";")[0].split("=", 1)[1]
+    assert read_session(cookie) == {"user": "jason"}
+    out = get(kit, "/logout", {})
+    assert (out.status, out.headers.get("location")) == (302, "None")
+
+
+def test_a_script_logs_in_with_curl_and_a_cookie_jar(kit: Kit) -> None:
+    """The doc-style script: no Referer, ``-c jar`` keeps the session, ``-b jar`` sends it."""
+    pod = kit.get_pod("sleep")
+
+    def curl(*args: str):  # type: ignore[no-untyped-def]
+        return run_in_container(kit.rt, pod, "sleep", ["curl", *args])
+
+    login = curl("-s", "-c", "/tmp/jar", "--data", "username=jason&passwd=password",
+                 "-o", "/dev/null", "-w", "%{http_code} %header{location}",
+                 "http://productpage:9080/login")
+    assert (login.exit_code, login.stdout) == (0, b"302 None")
+    page = curl("-s", "-b", "/tmp/jar", "http://productpage:9080/productpage")
+    assert b"jason" in page.stdout
 
 
 def test_forged_session_is_ignored() -> None:

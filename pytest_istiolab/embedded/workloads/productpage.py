@@ -8,8 +8,10 @@
   ``x-request-id``, ``user-agent``, ``cookie``, ``authorization``, ``jwt`` and the other
   tracing headers as received;
 * ``POST /login`` (form ``username``) stores the user in the signed ``session`` cookie and
-  redirects to the ``Referer`` (no Referer: 500, as ``redirect(None)`` fails); ``GET /logout``
-  clears it; ``/health``; ``/``; ``/static/...``; ``/api/v1/products[/<id>[/reviews|/ratings]]``.
+  redirects to the ``Referer`` (``redirect(request.referrer)``: with no Referer, Flask 3.1 /
+  werkzeug answer 302 ``Location: None`` and still set the session); ``GET /logout``
+  clears it (the same redirect); ``/health``; ``/``; ``/static/...``;
+  ``/api/v1/products[/<id>[/reviews|/ratings]]``.
 """
 
 from __future__ import annotations
@@ -79,10 +81,7 @@ class Productpage:
 
     def _login(self, ctx: AppContext, req: AppRequest) -> AppResponse:
         user = req.form().get("username") or dict(req.query).get("username") or ""
-        referrer = req.headers.get("referer")
-        if not referrer:
-            return _html(html.flask_error(500), 500)
-        answer = _redirect(referrer)
+        answer = _redirect(_referrer(req))
         cookie = sign_session({"user": user}, int(ctx.now))
         answer.headers.add("Set-Cookie", f"session={cookie}; HttpOnly; Path=/")
         return answer
@@ -208,11 +207,13 @@ def _redirect(location: str) -> AppResponse:
     return answer
 
 
+def _referrer(req: AppRequest) -> str:
+    """``redirect(request.referrer)``: werkzeug escapes and sends ``None`` as written."""
+    return req.headers.get("referer") or "None"
+
+
 def _logout(req: AppRequest) -> AppResponse:
-    referrer = req.headers.get("referer")
-    if not referrer:
-        return _html(html.flask_error(500), 500)
-    answer = _redirect(referrer)
+    answer = _redirect(_referrer(req))
     answer.headers.add("Set-Cookie", "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; "
                                      "Max-Age=0; HttpOnly; Path=/")
     return answer
