@@ -5,6 +5,10 @@ The manual deploys into ``default``; the suite uses a namespace of its own per l
 Istio 1.26 differs from the manual's captured output: bookinfo images are 1.20.3 and the
 ``describe`` output is from an older install (D-05), so only its stable fields are asserted;
 ``bookinfo-gateway`` listens on port 8080 (D-24); nothing is patched for "enable nodeport" (D-25).
+
+Companion check (beyond the manual, an ID of its own): every lab namespace is labelled, so a
+mesh that injected sidecars everywhere would pass; L2-X01 runs the sleep sample in a namespace
+without the label and expects it without ``istio-proxy``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import pytest
 
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES
+from pytest_istiolab.kube import Applier, Namespaces
 
 pytestmark = [pytest.mark.lab(2), pytest.mark.requires("ingress-gateway")]
 
@@ -167,3 +172,22 @@ def test_product_page_through_the_ingress_gateway(bookinfo):
     assert TITLE in page.text
     for marker in ("The Comedy of Errors", "Book Details", "Book Reviews"):
         assert marker in page.text
+
+
+@pytest.mark.check("L2-X01")
+def test_a_pod_in_an_unlabelled_namespace_gets_no_sidecar(bookinfo, kube, istio_settings):
+    """Beyond the manual: injection happens only where asked. The sleep sample in a namespace
+    without ``istio-injection`` runs 1/1, with no ``istio-proxy`` and no ``istio-init``."""
+    namespaces = Namespaces(kube, istio_settings.scope_id)
+    name = namespaces.create(f"{bookinfo.namespace}-plain"[:63], inject=False)
+    try:
+        Applier(kube, name)("samples/sleep/sleep.yaml")
+        kube.wait_for_deployments(name, ["sleep"])
+        [pod] = kube.pods(name, "app=sleep")
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        init = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        assert (containers, init) == (["sleep"], []), (
+            f"sleep in unlabelled namespace {name}: containers {containers}, init {init}")
+    finally:
+        if istio_settings.keep != "always":
+            namespaces.delete_all()

@@ -28,6 +28,14 @@ What is asserted, and what deliberately is not:
   after the manual's capture); both spellings are accepted.
 * D-08: httpbin is go-httpbin (header values are JSON arrays), so L4.2-C01 asserts the
   status, Envoy's ``server`` header and the key fields only. D-27: ``v1alpha3`` as printed.
+
+Companion checks (beyond the manual, IDs of their own): the pending-request limit alone
+produces the manual's 503s, so L4.2-X01 reads ``upstream_cx_overflow`` (the connection limit
+``maxConnections: 1`` was hit); httpbin never answers 5xx in the manual's runs, so L4.2-X02
+makes it answer one and sees the host ejected (``503 UH no healthy upstream``, Envoy's
+ejection counters). X02 runs from a second fortio (``fortio-outlier``, the sample renamed):
+the ejection lasts ``baseEjectionTime: 3m`` in the caller's sidecar and must not touch the
+sidecar the other checks use.
 """
 
 from __future__ import annotations
@@ -39,9 +47,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from pytest_istiolab import traffic, waiting
-from pytest_istiolab.kube import Applier, ExecResult, Kube
+from pytest_istiolab.kube import Applier, ExecResult, Kube, manifests
 from pytest_istiolab.traffic import ProxyLog
 
 pytestmark = [pytest.mark.lab(4)]
@@ -49,6 +58,7 @@ pytestmark = [pytest.mark.lab(4)]
 FORTIO_SAMPLE = "samples/httpbin/sample-client/fortio-deploy.yaml"
 CIRCUIT_BREAKING = "lab04-resilience/circuitbreaking.yaml"
 URL = "http://httpbin:8000/get"
+OUTLIER_CLIENT = "fortio-outlier"
 PENDING_STATS = ("circuit_breakers.default.remaining_pending",
                  "circuit_breakers.default.rq_pending_open",
                  "circuit_breakers.high.rq_pending_open", "upstream_rq_pending_active",
@@ -81,10 +91,11 @@ class Fortio:
 
     kube: Kube
     namespace: str
+    app: str = "fortio"
 
     @property
     def pod(self) -> str:
-        return self.kube.first_pod(self.namespace, "app=fortio")
+        return self.kube.first_pod(self.namespace, f"app={self.app}")
 
     def exec(self, argv: list[str], container: str = "fortio") -> ExecResult:
         return self.kube.exec(self.namespace, self.pod, argv, container=container)
@@ -235,3 +246,69 @@ def test_the_client_sidecar_counts_the_overflows(cluster, fortio: Fortio, breake
                        "circuit_breakers.high.rq_pending_open": 0,
                        "upstream_rq_pending_active": 0,
                        "upstream_rq_pending_failure_eject": 0}
+
+
+# ------------------------------------------------------------------ companions
+@pytest.mark.check("L4.2-X01")
+def test_the_connection_limit_overflows(cluster, fortio: Fortio, breaker,
+                                        lab_namespace) -> None:
+    """Beyond the manual: a mesh that ignored ``maxConnections: 1`` would still refuse calls
+    through ``http1MaxPendingRequests: 1`` and pass C02-C04. With two connections'
+    worth of load, Envoy's connection circuit breaker must overflow
+    (``upstream_cx_overflow`` grows) and the pool holds no more than one connection."""
+    before = cluster_stats(fortio.stats(), lab_namespace)
+    tripped_run(cluster, fortio, connections=2, requests=20)
+    after = cluster_stats(fortio.stats(), lab_namespace)
+    assert after.get("upstream_cx_overflow", 0) > before.get("upstream_cx_overflow", 0), (
+        "upstream_cx_overflow did not grow: the connection limit was never reached "
+        f"(before {before.get('upstream_cx_overflow')}, after {after.get('upstream_cx_overflow')})")
+    assert after.get("circuit_breakers.default.cx_open", 0) == 0, after
+    assert after.get("upstream_cx_active", 0) <= 1, after
+
+
+@pytest.fixture(scope="module")
+def outlier_client(cluster, istio, lab_namespace, istio_settings,
+                   tmp_path_factory) -> Iterator[Fortio]:
+    """The fortio sample's Deployment renamed ``fortio-outlier`` (no Service): a caller of its
+    own, whose sidecar may eject httpbin for 3 minutes."""
+    [doc] = [d for d in manifests.load(FORTIO_SAMPLE) if d["kind"] == "Deployment"]
+    doc["metadata"]["name"] = OUTLIER_CLIENT
+    doc["spec"]["selector"]["matchLabels"]["app"] = OUTLIER_CLIENT
+    doc["spec"]["template"]["metadata"]["labels"]["app"] = OUTLIER_CLIENT
+    manifest = tmp_path_factory.mktemp("outlier") / f"{OUTLIER_CLIENT}.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    applier = Applier(cluster.kube, lab_namespace)
+    applier(manifest)
+    cluster.kube.wait_for_deployments(lab_namespace, [OUTLIER_CLIENT])
+    yield Fortio(cluster.kube, lab_namespace, OUTLIER_CLIENT)
+    if istio_settings.keep != "always":
+        applier.cleanup()
+
+
+def fortio_curl(client: Fortio, url: str) -> tuple[int, str]:
+    """``fortio curl URL``: the status and the text fortio printed."""
+    result = client.exec(traffic.fortio_load_argv(url, curl=True))
+    text = result.stdout + result.stderr
+    status = re.search(r"^HTTP/1\.1 (\d{3})", text, re.M)
+    return (int(status.group(1)) if status else 0), text
+
+
+@pytest.mark.check("L4.2-X02")
+def test_a_5xx_ejects_httpbin_then_no_healthy_upstream(cluster, httpbin, breaker,
+                                                       outlier_client: Fortio,
+                                                       lab_namespace) -> None:
+    """Beyond the manual: httpbin never answers 5xx there, so a mesh that never ejected would
+    pass. With ``consecutive5xxErrors: 1`` one 500 from httpbin ejects its only host
+    (``maxEjectionPercent: 100``) for 3 minutes: the next call gets Envoy's ``503 no healthy
+    upstream`` and the caller's sidecar counts the ejection."""
+    def ejected() -> None:
+        status, text = fortio_curl(outlier_client, "http://httpbin:8000/status/500")
+        assert status in (500, 503), f"expected 500 (or 503 once ejected):\n{text[:800]}"
+        status, text = fortio_curl(outlier_client, URL)
+        assert status == 503 and "no healthy upstream" in text, (
+            f"after a 500, expected 503 no healthy upstream:\n{text[:800]}")
+
+    eventually(cluster, ejected, "a 500 ejects httpbin (503 no healthy upstream)")
+    counters = cluster_stats(outlier_client.stats(), lab_namespace)
+    assert counters.get("outlier_detection.ejections_enforced_consecutive_5xx", 0) >= 1, counters
+    assert counters.get("outlier_detection.ejections_active", 0) == 1, counters

@@ -28,18 +28,25 @@ Where the suite departs from the manual (catalogue appendix D):
   same request id to ratings again 1 s later.
 * D-18, D-01: the log is read, not followed (``kubectl logs -f`` never ends); access logs
   exist because the demo profile sets ``accessLogFile``.
+
+Companion checks (beyond the manual, IDs of their own), because of D-12 the manual's
+scenario never makes Envoy retry: L4.1-X01 gives httpbin a retry policy and calls
+``/status/503``, counting the tries httpbin's sidecar logs (a mesh that ignores ``attempts``,
+or retries once fewer, fails it); L4.1-X02 reads the caller's sidecar line of a request the
+1 s route timeout cut (``504 UT``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from uuid import uuid4
 
 import pytest
 
 from pytest_istiolab import waiting
 from pytest_istiolab.deploy import PageClient, TimedPage
-from pytest_istiolab.traffic import AccessLogEntry, parse_log
+from pytest_istiolab.traffic import AccessLogEntry, ProxyLog, parse_log
 
 pytestmark = [pytest.mark.lab(4)]
 
@@ -52,6 +59,23 @@ LOADS = 5  # "view the bookinfo page": loads per deterministic check
 SLOW = (2.0, 4.0)  # L4.1-C02: the 2 s delay shows, plus productpage/reviews overheads
 FAST_FAILURE = (1.0, 3.5)  # L4.1-C03: >= one 1 s cut, < 3.5 s (catalogue appendix C)
 APART = (0.8, 1.5)  # L4.1-C05: seconds between the two ratings log lines
+RETRY_ATTEMPTS = 4  # L4.1-X01: not Istio's default 2, so an ignored policy shows
+HTTPBIN_RETRIES = f"""\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - httpbin
+  http:
+  - route:
+    - destination:
+        host: httpbin
+    retries:
+      attempts: {RETRY_ATTEMPTS}
+      retryOn: 5xx
+"""
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +234,60 @@ def _same_request_a_second_apart(entries: list[AccessLogEntry]) -> list[AccessLo
             if APART[0] <= gap <= APART[1]:
                 return [first, second]
     return []
+
+
+def require_access_logs(istio) -> None:  # type: ignore[no-untyped-def]
+    if not istio.mesh_config().get("accessLogFile"):
+        pytest.skip("the mesh writes no access logs (meshConfig.accessLogFile is empty)")
+
+
+# ------------------------------------------------------------------ companions
+@pytest.mark.check("L4.1-X01")
+def test_envoy_retries_a_503_as_often_as_the_policy_says(cluster, istio, kube, apply, sleep,
+                                                        httpbin, tmp_path):
+    """Beyond the manual: in its scenario the per-try timeout never fires (D-12), so a mesh
+    that never retried would pass Lab 4.1. A route to httpbin with ``attempts: 4,
+    retryOn: 5xx``; one call to ``/status/503`` (a fresh query string each time, so the
+    lines are this call's) must reach httpbin 1 + 4 times, as its sidecar logs, and the
+    client gets the last 503. Istio's default policy (2 retries) would show 3 tries."""
+    require_access_logs(istio)
+    manifest = tmp_path / "httpbin-retries.yaml"
+    manifest.write_text(HTTPBIN_RETRIES)
+    apply(manifest)
+    log = ProxyLog(kube, httpbin.namespace, httpbin.pod("httpbin"), cluster.timeouts)
+    tries = RETRY_ATTEMPTS + 1
+
+    def retried() -> None:
+        path = f"/status/503?try={uuid4().hex}"
+        [call] = sleep.batch([f"http://httpbin:8000{path}"])
+        assert call.status == 503, call
+        lines = log.wait_for_new(0, lambda e: e.path == path, count=min(tries, 3),
+                                 description="the 503 calls in httpbin's sidecar log")
+        assert len(lines) == tries, (
+            f"expected {tries} tries of GET {path} in httpbin's sidecar log, found "
+            f"{len(lines)}:\n" + "\n".join(e.line for e in lines))
+
+    eventually(cluster, retried, f"a 503 is tried {tries} times")
+
+
+@pytest.mark.check("L4.1-X02")
+def test_the_callers_sidecar_logs_the_route_timeout(bookinfo, cluster, istio, kube, apply,
+                                                    sleep):
+    """Beyond the manual (which reads no access log for it): with ratings delayed 2 s and
+    reviews' 1 s route timeout, a call to reviews from sleep gets Envoy's ``504 upstream
+    request timeout``, logged by sleep's sidecar with flag ``UT``."""
+    require_access_logs(istio)
+    apply(DELAY)
+    apply(TIMEOUT)
+    log = ProxyLog(kube, sleep.namespace, sleep.pod("sleep"), cluster.timeouts)
+
+    def cut() -> None:
+        mark = log.mark()
+        [call] = sleep.batch(["http://reviews:9080/reviews/0"])
+        assert call.status == 504, call
+        [entry] = log.wait_for_new(mark, lambda e: e.path == "/reviews/0",
+                                   description="the reviews call in sleep's sidecar log")
+        assert (entry.status, "UT" in entry.flags.split(","), entry.details) == (
+            504, True, "upstream_response_timeout"), entry.line
+
+    eventually(cluster, cut, "a reviews call is cut by the route timeout (504 UT)")

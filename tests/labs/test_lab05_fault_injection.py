@@ -20,16 +20,25 @@ Where the suite departs from the manual (catalogue appendix D): the 1.26 samples
 ≈ 6 s of jason's delayed page is derived (productpage tries reviews twice with a 3 s timeout;
 reviews v2 waits up to 10 s for ratings, so the 7 s delay shows as a reviews timeout) and
 asserted with the catalogue's 5-8 s window; "fast" pages are asserted under 2 s.
+
+Companion checks (beyond the manual, IDs of their own): every fault of the manual is at
+100 %, so a mesh that ignores ``percentage`` would pass it; L5.1-X01 applies the abort sample
+at 50 % and tests the aborted share. The manual never reads the caller's sidecar log; L5.1-X02
+checks that Envoy flags the injected faults there (``DI``, ``FI``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_istiolab import traffic, waiting
 from pytest_istiolab.deploy import PageClient, TimedPage
+from pytest_istiolab.kube import manifests
+from pytest_istiolab.traffic import ProxyLog
 
 pytestmark = [pytest.mark.lab(5)]
 
@@ -42,6 +51,13 @@ RATINGS = "http://ratings:9080/ratings/0"
 JASON_DELAYED = (5.0, 8.0)  # L5.1-C02: ≈ 6 s (appendix C)
 FAST = 2.0  # seconds: "the general public remains emotionally stable"
 DIRECT_DELAY = 7.0  # the fault's fixedDelay, as a direct call sees it
+# L5.1-X01: the abort sample at 50 %, an exact two-sided binomial test of the aborted share
+# of HALF_SAMPLES calls against 1/2 at alpha = 1e-4. With n = 40 it accepts 8..32 aborted
+# calls; a correct mesh fails it with probability 4.2e-5 <= 1e-4; a mesh that ignores the
+# percentage (aborts none or all) fails it every time; one that aborts 25 % passes it with
+# probability 0.82 (the check is there to catch an ignored percentage, not a skewed one).
+HALF_SAMPLES = 40
+HALF_ALPHA = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +191,64 @@ def test_abort_hits_only_ratings_calls_of_jason(jason_on_v2, apply, cluster, sle
         other = call_ratings(sleep, user)
         assert other.status == 200 and '"ratings"' in (other.body or ""), (
             f"a ratings call {'as ' + user if user else 'without end-user'} was hit: {other}")
+
+
+# ------------------------------------------------------------------ companions
+def abort_at(percent: float, directory: Path) -> Path:
+    """The abort sample with ``percentage.value`` = ``percent`` (an edited copy)."""
+    [doc] = manifests.load(ABORT)
+    doc["spec"]["http"][0]["fault"]["abort"]["percentage"]["value"] = percent
+    path = directory / f"virtual-service-ratings-test-abort-{percent:g}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def assert_half_aborted(statuses: list[int]) -> None:
+    """L5.1-X01's test: only 200 and 500, and about half 500 (see ``HALF_SAMPLES``)."""
+    __tracebackhide__ = True
+    assert set(statuses) <= {200, 500}, f"only 200 and 500 expected: {statuses}"
+    traffic.assert_proportion(statuses.count(500), len(statuses), 0.5, alpha=HALF_ALPHA,
+                              description="share of jason's ratings calls aborted at 50 %")
+
+
+@pytest.mark.check("L5.1-X01")
+def test_a_fifty_percent_abort_hits_about_half_of_jasons_calls(jason_on_v2, apply, cluster,
+                                                               sleep, tmp_path):
+    """Beyond the manual: its faults are all at 100 %, so a mesh that ignored
+    ``percentage`` would pass Lab 5.1. The abort sample at 50 %: once aborts are seen (the
+    route is in effect), one sample of ``HALF_SAMPLES`` calls as jason is tested."""
+    apply(abort_at(50.0, tmp_path))
+    urls = [RATINGS] * HALF_SAMPLES
+
+    def aborting() -> None:
+        calls = sleep.batch(urls[:10], headers={"end-user": "jason"})
+        assert any(c.status == 500 for c in calls), [c.status for c in calls]
+
+    eventually(cluster, aborting, "some of jason's ratings calls are aborted")
+    assert_half_aborted([c.status for c in sleep.batch(urls, headers={"end-user": "jason"})])
+
+
+@pytest.mark.check("L5.1-X02")
+@pytest.mark.parametrize("fault,status,flag,details", [
+    (DELAY, 200, "DI", "via_upstream"), (ABORT, 500, "FI", "fault_filter_abort")],
+    ids=["delay", "abort"])
+def test_the_callers_sidecar_logs_the_injected_fault(jason_on_v2, apply, cluster, istio,
+                                                     kube, sleep, fault, status, flag, details):
+    """Beyond the manual (which reads no access log): jason's call is logged by the sleep
+    pod's sidecar, where the fault filter runs, with Envoy's flag ``DI`` (delay injected) or
+    ``FI`` (fault injected: the abort's local reply)."""
+    if not istio.mesh_config().get("accessLogFile"):
+        pytest.skip("the mesh writes no access logs (meshConfig.accessLogFile is empty)")
+    apply(fault)
+    log = ProxyLog(kube, sleep.namespace, sleep.pod("sleep"), cluster.timeouts)
+
+    def flagged() -> None:
+        mark = log.mark()
+        call = call_ratings(sleep, "jason")
+        assert call.status == status, call
+        [entry] = log.wait_for_new(mark, lambda e: e.path == "/ratings/0",
+                                   description="jason's ratings call in sleep's sidecar log")
+        assert (entry.status, flag in entry.flags.split(","), entry.details) == (
+            status, True, details), f"expected {status} {flag} {details}: {entry.line}"
+
+    eventually(cluster, flagged, f"jason's ratings call is logged with flag {flag}")
