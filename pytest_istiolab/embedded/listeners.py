@@ -19,7 +19,7 @@ A gateway port whose Gateway servers are all ``protocol: HTTPS`` (443 -> 8443) i
 listener (:mod:`tls`: SNI picks the server, credentials from Secrets, SIMPLE and MUTUAL, ALPN
 h2 served by :mod:`h2conn`, HTTP/1.1 otherwise). kube-proxy picks the pod once per
 connection. A port with only ``protocol: TLS`` servers (passthrough) is not modelled and
-stays unbound ("connection refused"), with a warning in the log.
+stays unbound ("connection refused"); the API warns when such a Gateway is applied.
 Virtual time is not turned into wall time: a ``/delay/2`` answers at once, carrying
 ``x-envoy-upstream-service-time: 2000``; measure latency from that header, not a stopwatch.
 """

@@ -7,10 +7,12 @@ for data and ``2i+1`` for errors; the server first sends on each of them the 3 b
 connection to ``localhost:PORT`` inside the pod: here they are served as HTTP/1.1 by
 :mod:`..httpconn` (the same handler the NodePort listeners use), and the answers go back on
 the data channel. A port nothing in the pod listens on (see :func:`..listeners.listens`)
-gets the kubelet's "failed to connect to localhost:PORT" on its error channel. The websocket
+gets the kubelet's "failed to connect to localhost:PORT" on its error channel. A gateway
+pod's TLS port (HTTPS Gateway servers) gets the bytes as they are, TLS and all, and
+:func:`..tlsconn.serve_tls` terminates them as on the NodePort (HTTP/2 or HTTP/1.1 inside). The websocket
 ends when every port's connection has ended (or the client closes it).
 
-Not modelled: anything but HTTP/1.1 on the forwarded port (raw TCP, TLS, HTTP/2), SPDY
+Not modelled: anything else on the forwarded port (other raw TCP, cleartext HTTP/2), SPDY
 (``kubectl port-forward`` needs it in every version), and the websocket tunnelling of
 ``kubectl`` >= 1.30 (``portforward.k8s.io`` over v5 with stream ids).
 """
