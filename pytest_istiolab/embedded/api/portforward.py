@@ -9,8 +9,8 @@ connection to ``localhost:PORT`` inside the pod: here they are served as HTTP/1.
 the data channel. A port nothing in the pod listens on (see :func:`..listeners.listens`)
 gets the kubelet's "failed to connect to localhost:PORT" on its error channel. A gateway
 pod's TLS port (HTTPS Gateway servers) gets the bytes as they are, TLS and all, and
-:func:`..tlsconn.serve_tls` terminates them as on the NodePort (HTTP/2 or HTTP/1.1 inside). The websocket
-ends when every port's connection has ended (or the client closes it).
+:func:`..tlsconn.serve_tls` terminates them as on the NodePort (HTTP/2 or HTTP/1.1
+inside). The websocket ends when every port's connection has ended (or the client closes it).
 
 Not modelled: anything else on the forwarded port (other raw TCP, cleartext HTTP/2), SPDY
 (``kubectl port-forward`` needs it in every version), and the websocket tunnelling of
