@@ -29,6 +29,7 @@ class Timeouts:
     consecutive: int = 3        # successes in a row for an eventual check to count
     istioctl: float = 600.0     # one istioctl invocation (install can pull images)
     http: float = 30.0          # one HTTP request to a gateway (fault delays take seconds)
+    scrape: float = 90.0        # a sample in Prometheus/Jaeger (15 s scrape + 2 for a rate)
 
     @classmethod
     def for_provider(cls, name: str) -> Timeouts:
@@ -45,10 +46,11 @@ class Timeouts:
             delete=self.delete * factor, exec=self.exec * factor,
             eventually=self.eventually * factor, poll_interval=self.poll_interval * factor,
             istioctl=self.istioctl * factor, http=self.http * factor,
+            scrape=self.scrape * factor,
         )
 
 
 EMBEDDED = Timeouts(
     api_request=10.0, ready=30.0, delete=15.0, exec=30.0, eventually=10.0,
-    poll_interval=0.05, consecutive=1, istioctl=120.0, http=10.0,
+    poll_interval=0.05, consecutive=1, istioctl=120.0, http=10.0, scrape=10.0,
 )

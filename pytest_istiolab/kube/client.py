@@ -270,6 +270,19 @@ class Kube(WaitMixin, ExecMixin, PodsMixin):
             raise self._api_error(f"get {ObjectRef(api_version, kind, name, namespace)}",
                                   err) from err
 
+    def merge_patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+                    patch: Obj) -> Obj:
+        """``kubectl patch --type merge -p PATCH``: the object as patched."""
+        ref = ObjectRef(api_version, kind, name, namespace)
+        try:
+            result = self._call("PATCH", self._path(api_version, kind, name, namespace),
+                                body=patch, content_type="application/merge-patch+json")
+        except ApiException as err:
+            self._record(f"patch {ref}", f"error: {status_message(err)}")
+            raise self._api_error(f"patch {ref}", err) from err
+        self._record(f"patch {ref}", "patched")
+        return result
+
     def list(self, api_version: str, kind: str, namespace: str | None = None,
              label_selector: str | None = None) -> ObjList:
         """Objects of a kind (all namespaces when ``namespace`` is None), items completed with

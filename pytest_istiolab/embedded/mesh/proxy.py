@@ -40,6 +40,7 @@ from . import (
     pool,
     resilience,
     routing,
+    telemetry,
 )
 from .config import namespace_of, tracing_enabled
 from .flow import Flow, Next, Peer, failed, http_date, millis
@@ -175,6 +176,7 @@ class Hop:
 
     def _log(self, when: float) -> None:
         accesslog.write(self.flow.runtime, self.flow.snap.mesh, self.proxy, self.record, when)
+        telemetry.observe(self, when)
 
     def local_reply(self, reply: LocalReply, request: Request, at: float) -> Response:
         headers = Headers()

@@ -77,7 +77,15 @@ def listen_port(kind: str | None, container: Obj) -> int | None:
 
 
 def _register_builtin() -> None:
-    from . import bookinfo, fortio_server, helloworld, httpbin, productpage, python_httpbin
+    from . import (
+        bookinfo,
+        fortio_server,
+        helloworld,
+        httpbin,
+        productpage,
+        prometheus,
+        python_httpbin,
+    )
 
     register("bookinfo-productpage", productpage.Productpage)
     register("bookinfo-details", bookinfo.Details)
@@ -88,6 +96,7 @@ def _register_builtin() -> None:
     register_startup("httpbin", python_httpbin.started)
     register("fortio", fortio_server.FortioServer)
     register("helloworld", helloworld.Helloworld)
+    register("prometheus", prometheus.Prometheus)
 
 
 _register_builtin()

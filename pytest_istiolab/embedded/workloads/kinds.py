@@ -16,7 +16,7 @@ __all__ = ["curl_version", "image_version", "split_image", "workload_kind"]
 DEFAULT_PORTS: dict[str, int] = {
     "bookinfo-productpage": 9080, "bookinfo-reviews": 9080, "bookinfo-ratings": 9080,
     "bookinfo-details": 9080, "go-httpbin": 8080, "httpbin": 80, "fortio": 8080,
-    "helloworld": 5000,
+    "helloworld": 5000, "prometheus": 9090,
 }
 
 CURL_IMAGE_KINDS = ("curl", "sleep")
