@@ -7,9 +7,10 @@ does that with one merge patch per Service after recording the Service's ``type`
 A nodePort already allocated to another Service (a shared cluster) raises :class:`PortTaken`,
 which the lab turns into a skip naming the port.
 
-:meth:`AddonPorts.url` is the node address and nodePort when the test host accepts a TCP
-connection there, else a local port-forward to a ready pod of the addon (the way
-``istioctl dashboard`` reaches it): the HTTP API behind both is the same.
+:meth:`AddonPorts.url` is a local port-forward to a ready pod of the addon (the way
+``istioctl dashboard`` reaches it), which the API checks use: it reaches this cluster's addon
+whatever the network between the test host and the nodes. :meth:`AddonPorts.node_url` is the
+manual's ``http://node1:31120/``, for the check that the NodePort serves.
 """
 
 from __future__ import annotations
@@ -83,17 +84,27 @@ class AddonPorts:
             relay.close()
         self._relays.clear()
 
-    def url(self, service: str) -> str:
-        """``http://node:nodePort`` if reachable, else a port-forward to the addon's pod."""
-        node_port, selector = MANUAL_NODE_PORTS[service]
+    def node_url(self, service: str) -> str | None:
+        """``http://node:nodePort`` when the test host accepts a connection there, else None.
+
+        Something else may answer there (on a shared host, another cluster's listener): the
+        caller compares what it reaches with :meth:`url`'s answer before trusting it."""
         svc = self.kube.get("v1", "Service", service, self.namespace) or {}
         port = ((svc.get("spec") or {}).get("ports") or [{}])[0]
-        actual = port.get("nodePort") or node_port
-        if accepts(self.node_host, int(actual), self.probe_timeout):
-            host = f"[{self.node_host}]" if ":" in self.node_host else self.node_host
-            return f"http://{host}:{actual}"
+        if not port.get("nodePort"):
+            return None
+        if not accepts(self.node_host, int(port["nodePort"]), self.probe_timeout):
+            return None
+        host = f"[{self.node_host}]" if ":" in self.node_host else self.node_host
+        return f"http://{host}:{port['nodePort']}"
+
+    def url(self, service: str) -> str:
+        """A local port-forward to a ready pod of the addon (``istioctl dashboard``'s way)."""
+        _node_port, selector = MANUAL_NODE_PORTS[service]
         relay = self._relays.get(service)
         if relay is None:
+            svc = self.kube.get("v1", "Service", service, self.namespace) or {}
+            port = ((svc.get("spec") or {}).get("ports") or [{}])[0]
             target = int(port.get("targetPort") or port.get("port") or 0)
             api = self.kube.new_api_client()
 
