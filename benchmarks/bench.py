@@ -3,9 +3,10 @@
     python benchmarks/bench.py                 # start time (5 starts) + every lab module
     python benchmarks/bench.py --labs 1 2      # only Labs 1 and 2
     python benchmarks/bench.py --starts 20 --labs
+    python benchmarks/bench.py --suite 3       # the lab suite serial and -n 2, alternating
 
 Goals on a 2-core machine: start < 1 s; Labs 1-2 < 15 s; Lab 3 < 20 s; Labs 4-5 < 20 s;
-Lab 6 < 8 s.
+Lab 6 < 8 s; the lab suite under ``-n 2`` at least 1.6x faster than serially (``--suite``).
 Speed is measured here, never by timed tests.
 """
 
@@ -98,12 +99,41 @@ def bench_lab(module: Path) -> float:
     return elapsed
 
 
+def suite_wall(xdist: list[str]) -> tuple[float, str]:
+    """Wall time of ``pytest tests/labs`` (with ``xdist`` arguments) in a fresh process."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(LABS), *xdist], cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    return elapsed, (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+
+
+def bench_suite(rounds: int) -> None:
+    """Serial and ``-n 2`` runs of the lab suite, alternating (so load on a shared machine hits
+    both alike); medians and the speed-up."""
+    serial, parallel = [], []
+    for n in range(rounds):
+        for times, xdist in ((serial, ["-p", "no:xdist"]), (parallel, ["-n", "2"])):
+            elapsed, last = suite_wall(xdist)
+            times.append(elapsed)
+            print(f"  round {n + 1} {'serial' if times is serial else '-n 2'}: "
+                  f"{elapsed:.1f} s [{last}]", flush=True)
+    s, p = statistics.median(serial), statistics.median(parallel)
+    print(f"lab suite wall time: serial {s:.1f} s, -n 2 {p:.1f} s (median of {rounds}); "
+          f"speed-up {s / p:.2f}x (goal >= 1.6x on 2 cores)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--labs", nargs="*", type=int, default=None,
                         help="lab numbers to time (default: all lab modules)")
+    parser.add_argument("--suite", type=int, default=0, metavar="ROUNDS",
+                        help="time the lab suite serial and -n 2 ROUNDS times, and nothing else")
     args = parser.parse_args()
+    if args.suite:
+        bench_suite(args.suite)
+        return 0
     bench_cold_start(args.starts)
     bench_start(args.starts)
     modules = sorted(LABS.glob("test_lab*.py"))
