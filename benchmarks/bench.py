@@ -102,10 +102,12 @@ def bench_lab(module: Path) -> float:
 def suite_wall(xdist: list[str]) -> tuple[float, str]:
     """Wall time of ``pytest tests/labs`` (with ``xdist`` arguments) in a fresh process."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
                            str(LABS), *xdist], cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
-    return elapsed, (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+    lines = proc.stdout.strip().splitlines() or ["(no output)"]
+    failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    return elapsed, "; ".join([lines[-1], *failed])
 
 
 def bench_suite(rounds: int) -> None:

@@ -92,3 +92,18 @@ def test_a_modules_tests_share_one_xdist_worker_by_default(pytester):
             worker, _, rest = line.partition("]")
             workers.setdefault(rest.split("::")[0].split()[-1], set()).add(worker)
     assert workers and all(len(w) == 1 for w in workers.values()), workers
+
+
+@pytest.mark.parametrize("kind", ["binary", "latin-1", "directory"])
+def test_a_kubeconfig_that_is_binary_or_a_directory_is_one_usage_error(pytester, kind):
+    path = pytester.path / "kubeconfig"
+    if kind == "directory":
+        path.mkdir()
+        want = f"*kubeconfig {path} is a directory, not a file*"
+    else:
+        path.write_bytes(b"\x00\x01\xff\xfe\x80" * 50 if kind == "binary"
+                         else "apiVersion: v1\nkind: Config\n# caf\xe9\n".encode("latin-1"))
+        want = f"*kubeconfig {path} is not a kubeconfig: it is not UTF-8 text*"
+    pytester.makepyfile(NO_CLUSTER)
+    _one_usage_error(pytester.runpytest("--istio-cluster=existing", "--istio-context=x",
+                                        f"--istio-kubeconfig={path}"), want)

@@ -70,6 +70,11 @@ class ExistingProvider:
     def _kubeconfig_defining(self, context: str | None) -> tuple[Path, dict[str, Any]]:
         """The first existing kubeconfig that defines ``context`` (else the first existing)."""
         found = [p for p in self._candidates() if p.is_file()]
+        folders = [p for p in self._candidates() if p.is_dir()]
+        if not found and folders:
+            raise UsageError(f"--istio-cluster=existing: kubeconfig {folders[0]} is a directory, "
+                             "not a file", "pass --istio-kubeconfig the kubeconfig file in it "
+                             f"(e.g. {folders[0] / 'config'})")
         if not found:
             shown = ", ".join(str(p) for p in self._candidates())
             raise UsageError(f"--istio-cluster=existing: kubeconfig {shown} does not exist",
@@ -124,10 +129,14 @@ class ExistingProvider:
 # ---------------------------------------------------------------------- helpers
 def _load(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UsageError(f"kubeconfig {path} is not a kubeconfig: it is not UTF-8 text (a "
+                         "binary file?)", "pass the YAML kubeconfig to --istio-kubeconfig"
+                         ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"kubeconfig {path} cannot be read: {exc}",
-                         "pass a valid --istio-kubeconfig") from exc
+                         "pass a valid --istio-kubeconfig") from None
     if not isinstance(document, dict):
         raise UsageError(f"kubeconfig {path} is not a kubeconfig (no mapping at the top)",
                          "pass a valid --istio-kubeconfig")
