@@ -128,4 +128,5 @@ LAB_REQUIRES: dict[int, tuple[str, ...]] = {lab: ("istiod",) for lab in range(2,
 
 LABEL_MANAGED = "istiolab.io/managed-by"     # on every namespace the suite creates
 LABEL_RUN = "istiolab.io/run"                # the run id
+LABEL_SESSION = "istiolab.io/session"        # the run id shared by every xdist worker
 FIELD_MANAGER = "pytest-istiolab"

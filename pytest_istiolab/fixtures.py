@@ -130,7 +130,8 @@ def ingress(cluster: ClusterSession, istio: IstioInstallation) -> Ingress:
 
 @pytest.fixture(scope="session")
 def _namespaces(cluster: ClusterSession, istio_settings: Settings) -> Iterator[Namespaces]:
-    namespaces = Namespaces(cluster.kube, istio_settings.scope_id)  # this worker's alone
+    namespaces = Namespaces(cluster.kube, istio_settings.scope_id,  # this worker's alone
+                            session=istio_settings.run_id)
     yield namespaces
     if istio_settings.keep == "never":
         namespaces.delete_all()

@@ -233,6 +233,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                   "exit_status": int(exitstatus)}
         conformance.write_json(Path(target), config, header)
         terminalreporter.write_line(f"istiolab conformance report: {target}")
+    if settings is not None and not _is_worker(config):
+        session = config.stash.get(reporting.SESSION_KEY, None)
+        handle = config.stash.get(SHARED_HANDLE_KEY, None) or (session.handle if session else None)
+        for line in reporting.kept_lines(settings, exitstatus == pytest.ExitCode.TESTS_FAILED,
+                                         handle.extra.get("cluster_name") if handle else None):
+            terminalreporter.write_line(line, yellow=True)
     conformance.write_terminal(terminalreporter, config)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_istiolab.constants import LABEL_MANAGED, LABEL_RUN
+from pytest_istiolab.constants import LABEL_MANAGED, LABEL_RUN, LABEL_SESSION
 from pytest_istiolab.kube.client import Kube
 
 
@@ -14,12 +14,15 @@ def lab_namespace_name(lab: str, run_id: str) -> str:
 class Namespaces:
     """Creates namespaces for a run and deletes them (unless kept)."""
 
-    def __init__(self, kube: Kube, run_id: str) -> None:
-        self.kube, self.run_id = kube, run_id
+    def __init__(self, kube: Kube, run_id: str, session: str | None = None) -> None:
+        """``run_id``: this worker's scope; ``session``: the whole run's id (all workers)."""
+        self.kube, self.run_id, self.session = kube, run_id, session
         self.created: list[str] = []
 
     def create(self, name: str, *, inject: bool = True) -> str:
         labels = {LABEL_MANAGED: "pytest-istiolab", LABEL_RUN: self.run_id}
+        if self.session:
+            labels[LABEL_SESSION] = self.session
         if inject:
             labels["istio-injection"] = "enabled"
         self.kube.create_namespace(name, labels)

@@ -112,3 +112,23 @@ def write_warnings(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.section("istiolab warnings", yellow=True)
         for warning in shown:
             terminalreporter.write_line(f"istiolab: {warning}", yellow=True, bold=True)
+
+
+def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None) -> list[str]:
+    """What ``--istio-keep`` kept at the end of the run, and the one command that deletes it."""
+    from pytest_istiolab import constants as c
+
+    if settings.keep == "never" or (settings.keep == "on-failure" and not failed):
+        return []
+    flag = f"--istio-keep={settings.keep}"
+    if settings.cluster == "embedded":
+        return [f"istiolab: {flag}: nothing is kept on the embedded cluster, which stops with "
+                "the run; keep needs a kind or existing cluster"]
+    if settings.cluster == "kind" and settings.keep == "always" and kind_cluster:
+        return [f"istiolab: {flag} kept kind cluster {kind_cluster}; delete it with: "
+                f"kind delete cluster --name {kind_cluster}"]
+    context = f" --context {settings.context}" if settings.context else ""
+    selector = f"{c.LABEL_SESSION}={settings.run_id}"
+    return [f"istiolab: {flag} kept this run's lab namespaces (label {selector}; Istio and "
+            "the addons as the run left them); delete them with: "
+            f"kubectl{context} delete namespace -l {selector}"]

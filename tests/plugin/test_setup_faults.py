@@ -107,3 +107,29 @@ def test_a_kubeconfig_that_is_binary_or_a_directory_is_one_usage_error(pytester,
     pytester.makepyfile(NO_CLUSTER)
     _one_usage_error(pytester.runpytest("--istio-cluster=existing", "--istio-context=x",
                                         f"--istio-kubeconfig={path}"), want)
+
+
+def test_keep_on_the_embedded_cluster_says_nothing_outlives_it(pytester):
+    pytester.makepyfile(NO_CLUSTER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--istio-keep=always")
+    result.stdout.fnmatch_lines(["istiolab: --istio-keep=always: nothing is kept on the embedded "
+                                 "cluster, which stops with the run*"])
+
+
+def test_keep_names_what_it_kept_and_the_command_that_deletes_it(tmp_path):
+    from pytest_istiolab.report.reporting import kept_lines
+    from pytest_istiolab.settings import Settings
+
+    def settings(**kw):
+        return Settings(workdir=tmp_path, run_id="ab12cd", **kw)
+
+    existing = settings(cluster="existing", context="prod", keep="on-failure")
+    assert kept_lines(existing, failed=False) == []
+    (line,) = kept_lines(existing, failed=True)
+    assert line.endswith("delete them with: kubectl --context prod delete namespace -l "
+                         "istiolab.io/session=ab12cd"), line
+    (line,) = kept_lines(settings(cluster="kind", keep="always"), failed=False,
+                         kind_cluster="istiolab-1234")
+    assert "kept kind cluster istiolab-1234" in line
+    assert line.endswith("kind delete cluster --name istiolab-1234")
+    assert kept_lines(settings(cluster="existing", context="x"), failed=True) == []  # never
