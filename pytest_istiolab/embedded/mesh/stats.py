@@ -19,7 +19,8 @@ indicative lines of those are printed); ``cluster.outbound`` stats appear only w
 statsInclusionPrefixes|Suffixes|Regexps`` annotations or the mesh's
 ``defaultConfig.proxyStatsMatcher`` include them, as the fortio sample does. Lines are sorted
 by name, ``name: value``. Histograms, inbound/listener/HTTP connection manager stats and
-``istio_*`` metrics are not modelled.
+``istio_*`` metrics are not printed here (they are recorded by ``telemetry`` and read
+through the Prometheus addon model).
 """
 
 from __future__ import annotations

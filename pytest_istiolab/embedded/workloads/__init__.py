@@ -8,7 +8,8 @@ v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay
 ``/anything``, ``/post`` …, header values as JSON arrays), the Python httpbin on gunicorn
 (Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`),
 Istio's helloworld (:mod:`.helloworld`) and the public ``httpbin.org``. ``curlimages/curl``
-(sleep) serves nothing. Not yet: addons; a pod whose image has no model refuses connections
+(sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`). Not yet:
+Grafana, Kiali, Jaeger, Loki; a pod whose image has no model refuses connections
 on every port, and an exec into it says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
