@@ -59,7 +59,8 @@ def serve_h2(conn: socket.socket, client: tuple[str, int], runtime: Any, pod: Ob
                 return
             for event in events:
                 if isinstance(event, h2.events.RequestReceived):
-                    streams[event.stream_id] = _Stream(list(event.headers))
+                    streams[event.stream_id] = _Stream(
+                        [(_text(k), _text(v)) for k, v in event.headers or []])
                     if event.stream_ended is not None:
                         _answer(h2c, conn, streams.pop(event.stream_id), event.stream_id,
                                 client, runtime, pod, port, sni)
@@ -81,6 +82,10 @@ def serve_h2(conn: socket.socket, client: tuple[str, int], runtime: Any, pod: Ob
             conn.sendall(h2c.data_to_send())
     except OSError:
         return
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _answer(h2c: h2.connection.H2Connection, conn: socket.socket, stream: _Stream,

@@ -187,7 +187,7 @@ class Credentials:
         main = _secret(self.runtime, namespace, name)
         ca_secret = _secret(self.runtime, namespace, f"{name}-cacert") if mode == "MUTUAL" \
             else None
-        key = (namespace, name, mode, _version(main), _version(ca_secret))
+        key: tuple[str, ...] = (namespace, name, mode, _version(main), _version(ca_secret))
         with self._lock:
             if "stale-certificate" in FAULTS:
                 key = self._first.setdefault((namespace, name, mode), key)
@@ -227,7 +227,8 @@ class Credentials:
         self.problems.pop(ref, None)
         return ctx
 
-    def _unusable(self, ref: str, why: str) -> None:
+    def _unusable(self, ref: str, why: str) -> ssl.SSLContext | None:
+        """Record why ``ref`` cannot be used (logged once per reason); always None."""
         if ref not in why:
             why = f"{ref}: {why}"
         if self.problems.get(ref) != why:
@@ -279,5 +280,5 @@ def choose(runtime: Any, credentials: Credentials, pod: Obj, port: int,
     if context is None:
         return None
     if "ignore-sni" in FAULTS:
-        sni = (gateways.server_hosts(server) or [sni])[0]
+        sni = next(iter(gateways.server_hosts(server)), sni)
     return Chosen(server, context, sni)

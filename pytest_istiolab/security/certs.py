@@ -121,7 +121,7 @@ class Credential:
 
 def _dn(name: x509.Name) -> str:
     short = {NameOID.ORGANIZATION_NAME: "O", NameOID.COMMON_NAME: "CN"}
-    return ", ".join(f"{short.get(a.oid, a.oid.dotted_string)}={a.value}" for a in name)
+    return ", ".join(f"{short.get(a.oid, a.oid.dotted_string)}={a.value!s}" for a in name)
 
 
 def _new_key() -> rsa.RSAPrivateKey:

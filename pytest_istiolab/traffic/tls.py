@@ -22,6 +22,7 @@ import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -127,9 +128,15 @@ def _curl_dn(text: str) -> str:
 
 
 # ------------------------------------------------------------------ python fallback
-def _dn(name: tuple) -> str:  # type: ignore[type-arg]
+def _rdns(peer: dict[str, Any], field_name: str) -> list[tuple[str, str]]:
+    """``getpeercert()``'s subject or issuer as (attribute, value) pairs, in order."""
+    value = peer.get(field_name) or ()
+    return [(str(k), str(v)) for rdn in value for k, v in rdn]
+
+
+def _dn(pairs: list[tuple[str, str]]) -> str:
     short = {"commonName": "CN", "organizationName": "O"}
-    return ", ".join(f"{short.get(k, k)}={v}" for rdn in name for k, v in rdn)
+    return ", ".join(f"{short.get(k, k)}={v}" for k, v in pairs)
 
 
 def _python(host: str, port: int, address: str, path: str, cacert: Path, cert: Path | None,
@@ -153,10 +160,11 @@ def _python(host: str, port: int, address: str, path: str, cacert: Path, cert: P
     except (ssl.SSLError, OSError) as err:
         raw.close()
         return HttpsResult(HANDSHAKE_FAILED, f"ssl: {err}", client="python")
-    peer = tls.getpeercert() or {}
-    result.subject, result.issuer = _dn(peer.get("subject", ())), _dn(peer.get("issuer", ()))
+    peer: dict[str, Any] = dict(tls.getpeercert() or {})
+    subject = _rdns(peer, "subject")
+    result.subject, result.issuer = _dn(subject), _dn(_rdns(peer, "issuer"))
     result.alpn = tls.selected_alpn_protocol() or ""
-    common = [v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"]
+    common = [v for k, v in subject if k == "commonName"]
     tls.close()
     if host.lower() not in [c.lower() for c in common]:
         result.exit_code, result.stderr = PEER_FAILED, f"certificate subject does not match {host}"
