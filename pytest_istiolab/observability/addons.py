@@ -80,6 +80,10 @@ class AddonPorts:
             self.kube.merge_patch("v1", "Service", service, self.namespace,
                                   {"spec": {"type": saved["type"], "ports": ports}})
             del self.saved[service]
+
+    def close(self) -> None:
+        """Put the Services back (:meth:`restore`) and close the port-forwards."""
+        self.restore()
         for relay in self._relays.values():
             relay.close()
         self._relays.clear()

@@ -66,16 +66,20 @@ ISTIO_LABELS = {  # E.2: the 25 labels of Istio's HTTP metrics
 def ports(addons, cluster, ingress):
     ports = AddonPorts(cluster.kube, ingress.address.host)
     yield ports
-    ports.restore()
+    ports.close()
 
 
 @pytest.fixture(scope="module")
 def exposed(mesh_wide, ports):
-    """The manual's ``kubectl patch svc ... NodePort`` block, undone at module end."""
+    """The manual's ``kubectl patch svc ... NodePort`` block, undone at module end (before
+    ``mesh_wide`` lets other labs, which expect ClusterIP addon Services, run again)."""
     try:
-        return {name: ports.expose(name) for name in MANUAL_NODE_PORTS}
-    except PortTaken as err:
-        pytest.skip(str(err))
+        try:
+            yield {name: ports.expose(name) for name in MANUAL_NODE_PORTS}
+        except PortTaken as err:
+            pytest.skip(str(err))
+    finally:
+        ports.restore()
 
 
 @pytest.fixture(scope="module")
