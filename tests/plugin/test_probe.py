@@ -172,6 +172,7 @@ def test_a_clean_run_has_no_failure_and_exits_0(cluster, tmp_path):
         assert path["longest_gap"]["seconds"] <= 2.5
     assert report["budget"]["exceeded"] == [] and "within budget" in out
     assert "*" not in report["host"]
+    assert report["cluster"]["ingress_via"] in ("nodeport", "port-forward")
     assert take_inventory(cluster.kube).diff(before).added == ()
 
 
@@ -187,6 +188,16 @@ def test_ctrl_c_removes_everything_the_probe_deployed(cluster, tmp_path):
     diff = take_inventory(cluster.kube).diff(before)
     assert (diff.added, diff.removed, diff.labels) == ((), (), ())
     assert "Traceback" not in "".join(probe.stderr)
+
+
+def test_ctrl_c_while_deploying_still_removes_the_namespace(cluster, tmp_path):
+    probe = Probe(cluster, tmp_path / "report.json")
+    probe.wait_for_line("deploying sleep and httpbin")
+    status, _ = probe.finish(signal.SIGINT)
+    stderr = "".join(probe.stderr)
+    assert status == 3, stderr  # nothing measured
+    assert "interrupted before traffic started" in stderr and "Traceback" not in stderr
+    assert probe_namespaces(cluster) == []
 
 
 def _scale(session: ClusterSession, namespace: str, replicas: int) -> None:
