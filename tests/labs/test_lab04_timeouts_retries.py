@@ -33,7 +33,11 @@ Companion checks (beyond the manual, IDs of their own), because of D-12 the manu
 scenario never makes Envoy retry: L4.1-X01 gives httpbin a retry policy and calls
 ``/status/503``, counting the tries httpbin's sidecar logs (a mesh that ignores ``attempts``,
 or retries once fewer, fails it); L4.1-X02 reads the caller's sidecar line of a request the
-1 s route timeout cut (``504 UT``).
+1 s route timeout cut (``504 UT``); L4.1-X03 puts ``retry.yaml``'s own retry policy
+(``attempts: 2, perTryTimeout: 1s``) on httpbin and calls ``/delay/3``: Envoy cuts the try
+after 1 s and, as the policy's default ``retryOn`` has none of ``5xx``, ``gateway-error`` or
+``reset``, does not retry it (istio#17613), so the client gets ``504 upstream request
+timeout`` after about 1 s instead of httpbin's 200 after 3 s.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import pytest
+import yaml
 
 from pytest_istiolab import waiting
 from pytest_istiolab.deploy import PageClient, TimedPage
+from pytest_istiolab.kube import manifests
 from pytest_istiolab.traffic import AccessLogEntry, ProxyLog, parse_log
 
 pytestmark = [pytest.mark.lab(4)]
@@ -59,6 +65,7 @@ LOADS = 5  # "view the bookinfo page": loads per deterministic check
 SLOW = (2.0, 4.0)  # L4.1-C02: the 2 s delay shows, plus productpage/reviews overheads
 FAST_FAILURE = (1.0, 3.5)  # L4.1-C03: >= one 1 s cut, < 3.5 s (catalogue appendix C)
 APART = (0.8, 1.5)  # L4.1-C05: seconds between the two ratings log lines
+PER_TRY_CUT = (1.0, 2.0)  # L4.1-X03: seconds to the 504 (one 1 s try, no retry)
 RETRY_ATTEMPTS = 4  # L4.1-X01: not Istio's default 2, so an ignored policy shows
 HTTPBIN_RETRIES = f"""\
 apiVersion: networking.istio.io/v1
@@ -291,3 +298,27 @@ def test_the_callers_sidecar_logs_the_route_timeout(bookinfo, cluster, istio, ku
             504, True, "upstream_response_timeout"), entry.line
 
     eventually(cluster, cut, "a reviews call is cut by the route timeout (504 UT)")
+
+
+@pytest.mark.check("L4.1-X03")
+def test_the_per_try_timeout_of_retry_yaml_cuts_a_slow_answer(cluster, apply, sleep, httpbin,
+                                                              tmp_path):
+    """Beyond the manual: in its scenario the per-try timeout never fires (D-12), so a mesh
+    that ignored ``perTryTimeout`` would pass. ``retry.yaml``'s retries on a route to httpbin;
+    ``/delay/3`` must come back as Envoy's 504 after about 1 s."""
+    [doc] = manifests.load(RETRY)
+    retries = doc["spec"]["http"][0]["retries"]
+    doc["spec"] = {"hosts": ["httpbin"], "http": [
+        {"route": [{"destination": {"host": "httpbin"}}], "retries": retries}]}
+    doc["metadata"]["name"] = "httpbin"
+    manifest = tmp_path / "httpbin-per-try-timeout.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    apply(manifest)
+
+    def cut() -> None:
+        [call] = sleep.batch(["http://httpbin:8000/delay/3"], output=None)
+        assert (call.status, (call.body or "").strip()) == (504, "upstream request timeout"), call
+        assert PER_TRY_CUT[0] <= call.time_total < PER_TRY_CUT[1], (
+            f"expected the 504 after {PER_TRY_CUT[0]}-{PER_TRY_CUT[1]} s: {call}")
+
+    eventually(cluster, cut, "the 1 s per-try timeout cuts httpbin's 3 s answer (504)")

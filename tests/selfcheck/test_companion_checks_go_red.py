@@ -82,6 +82,17 @@ def pytest_configure(config):
                    lambda route, mesh: original({k: v for k, v in (route or {}).items()
                                                  if k != "retries"}, mesh))
 """,
+    # ``perTryTimeout`` is ignored (the try runs until the route's or the client's deadline)
+    "per_try_timeout_ignored": """
+from pytest_istiolab.embedded.mesh import resilience
+def pytest_configure(config):
+    _quick()
+    original = resilience.retry_policy
+    def untimed(route, mesh):
+        policy = original(route, mesh)
+        return policy and dataclasses.replace(policy, per_try_timeout=None)
+    _patch.setattr(resilience, "retry_policy", untimed)
+""",
     # ``connectionPool.tcp.maxConnections`` is ignored (the pending limit still applies)
     "max_connections_ignored": """
 from pytest_istiolab.embedded.mesh import pool
@@ -134,18 +145,23 @@ def pytest_configure(config):
 """,
 }
 
-RETRIES = ("test_lab04_timeouts_retries.py", "retries_a_503 or retry_policy or two_calls")
+RETRIES = ("test_lab04_timeouts_retries.py",
+           "retries_a_503 or retry_policy or two_calls or per_try or fails_fast")
 CASES = [
     # (feature, breaker, modules, -k selection, expected failures)
     ("partial fault percentage", "percentage_all_or_nothing",
      ("test_lab05_fault_injection.py",), "fifty_percent or shows_ratings or black_stars",
      {"test_a_fifty_percent_abort_hits_about_half_of_jasons_calls"}),
     ("Envoy retries: none", "no_retries", RETRIES[:1], RETRIES[1],
-     {"test_envoy_retries_a_503_as_often_as_the_policy_says"}),
+     {"test_envoy_retries_a_503_as_often_as_the_policy_says",
+      "test_the_per_try_timeout_of_retry_yaml_cuts_a_slow_answer"}),
     ("Envoy retries: one fewer than attempts", "one_retry_fewer", RETRIES[:1], RETRIES[1],
      {"test_envoy_retries_a_503_as_often_as_the_policy_says"}),
     ("Envoy retries: VirtualService retries ignored", "retries_ignored", RETRIES[:1], RETRIES[1],
-     {"test_envoy_retries_a_503_as_often_as_the_policy_says"}),
+     {"test_envoy_retries_a_503_as_often_as_the_policy_says",
+      "test_the_per_try_timeout_of_retry_yaml_cuts_a_slow_answer"}),
+    ("Envoy retries: perTryTimeout ignored", "per_try_timeout_ignored", RETRIES[:1], RETRIES[1],
+     {"test_the_per_try_timeout_of_retry_yaml_cuts_a_slow_answer"}),
     ("connectionPool.tcp.maxConnections", "max_connections_ignored",
      ("test_lab04_circuit_breaking.py",), "connections or overflow",
      {"test_the_connection_limit_overflows"}),
