@@ -112,9 +112,34 @@ SCHEMAS: dict[str, dict[int, Field]] = {
                       5: ("hostIP", _S, None)},
     "EnvVar": {1: ("name", _S, None), 2: ("value", _S, None)},
     "ResourceRequirements": {1: ("limits", "map", "quantity"), 2: ("requests", "map", "quantity")},
+    # kubectl auth can-i / auth can-i --list / auth whoami (authorization, authentication v1)
+    "SelfSubjectAccessReview": {1: ("metadata", _M, "ObjectMeta"),
+                                2: ("spec", _M, "SelfSubjectAccessReviewSpec"),
+                                3: ("status", _M, "SubjectAccessReviewStatus")},
+    "SubjectAccessReviewStatus": {1: ("allowed", _B, None), 2: ("reason", _S, None),
+                                  3: ("evaluationError", _S, None), 4: ("denied", _B, None)},
+    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", _M, "ResourceAttributes"),
+                                    2: ("nonResourceAttributes", _M, "NonResourceAttributes")},
+    "ResourceAttributes": {1: ("namespace", _S, None), 2: ("verb", _S, None),
+                           3: ("group", _S, None), 4: ("version", _S, None),
+                           5: ("resource", _S, None), 6: ("subresource", _S, None),
+                           7: ("name", _S, None)},
+    "NonResourceAttributes": {1: ("path", _S, None), 2: ("verb", _S, None)},
+    "SelfSubjectRulesReview": {1: ("metadata", _M, "ObjectMeta"),
+                               2: ("spec", _M, "SelfSubjectRulesReviewSpec"),
+                               3: ("status", _M, "SubjectRulesReviewStatus")},
+    "SubjectRulesReviewStatus": {3: ("incomplete", _B, None), 4: ("evaluationError", _S, None)},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", _S, None)},
+    "SelfSubjectReview": {1: ("metadata", _M, "ObjectMeta"),
+                          2: ("status", _M, "SelfSubjectReviewStatus")},
+    "SelfSubjectReviewStatus": {1: ("userInfo", _M, "UserInfo")},
+    "UserInfo": {1: ("username", _S, None), 2: ("uid", _S, None), 3: ("groups", "list", _S)},
 }
 TOP_LEVEL = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"),
-             ("v1", "ServiceAccount"), ("v1", "Service"), ("apps/v1", "Deployment")}
+             ("v1", "ServiceAccount"), ("v1", "Service"), ("apps/v1", "Deployment"),
+             ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+             ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+             ("authentication.k8s.io/v1", "SelfSubjectReview")}
 
 
 def decode_object(body: bytes) -> dict[str, Any]:

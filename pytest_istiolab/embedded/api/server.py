@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..runtime import Runtime
 from ..store import StoreError
-from . import discovery, openapi, rest
+from . import access, discovery, openapi, rest
 from .context import CTX_KEY, ApiContext, ExecHandler
 from .responses import internal_error, status_response
 
@@ -64,6 +64,10 @@ def build_app(ctx: ApiContext) -> web.Application:
     r.add_get("/api/", discovery.core_versions)
     r.add_get("/apis", discovery.group_list)
     r.add_get("/apis/", discovery.group_list)
+    r.add_post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+               access.self_access_review)
+    r.add_post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", access.self_rules_review)
+    r.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", access.self_subject_review)
     r.add_route("*", "/api/{tail:.+}", rest.handle_core)
     r.add_route("*", "/apis/{tail:.+}", rest.handle_groups)
     return app
