@@ -93,6 +93,13 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
     with _clear_errors():
         installation = ensure_istio(cluster, istio_settings.profile)
     reporting.note_warnings(pytestconfig, installation.warnings)
+    try:
+        kubernetes = str(cluster.kube.raw_get("/version").get("gitVersion", "unknown"))
+    except IstioLabError:  # the table is informative: a failed look-up must not fail tests
+        kubernetes = "unknown"
+    found = installation.found.describe() if installation.found.present else (
+        f"Istio {istio_settings.version} installed by the run (profile {installation.profile})")
+    reporting.note_environment(pytestconfig, found, kubernetes)
     return installation
 
 

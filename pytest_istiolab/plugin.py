@@ -50,6 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if not _is_worker(config):
             config.pluginmanager.register(conformance.Collector(config), "istiolab-conformance")
             _check_report_target(config)
+        if not _is_worker(config):
+            _html_environment(config, settings)
+            _CONFIG[:] = [config]
         if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when it is loaded
             config.pluginmanager.register(XdistHooks(), "istiolab-xdist")
         _preflight(config, settings)
@@ -145,6 +148,47 @@ class XdistHooks:
         return LoadFileScheduling(config, log)
 
 
+def _html_environment(config: pytest.Config, settings: Settings) -> None:
+    """The run's target in pytest-html's Environment table (pytest-metadata's stash)."""
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pragma: no cover - pytest-html brings pytest-metadata
+        return
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is None:
+        return
+    metadata.update({
+        "istiolab cluster": settings.cluster,
+        "istiolab context": settings.context or "(the provider's)",
+        "istiolab profile": settings.profile,
+        "istiolab seed": str(settings.seed) if settings.cluster == "embedded" else "-",
+        "istiolab Istio version": settings.version,
+    })
+
+
+ENV_PROPERTY = "istiolab_environment"  # worker -> controller: what the cluster runs
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On the controller: the cluster's versions a worker found go to pytest-html's table."""
+    for name, value in report.user_properties:
+        if name == ENV_PROPERTY and _CONFIG:
+            _found_environment(_CONFIG[0], dict(value))  # type: ignore[arg-type]
+
+
+_CONFIG: list[pytest.Config] = []
+
+
+def _found_environment(config: pytest.Config, found: dict[str, str]) -> None:
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pragma: no cover
+        return
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is not None:
+        metadata.update(found)
+
+
 def _check_report_target(config: pytest.Config) -> None:
     """``--istio-conformance-report``'s file must be writable before tests run, not after."""
     target = _report_target(config)
@@ -217,6 +261,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.failed:
         reporting.attach_diagnostics(item, report)
     reporting.record_outcome(item, report)
+    found = reporting.environment(item.config)
+    if found and report.when == "setup":
+        report.user_properties.append((ENV_PROPERTY, found))
+        if not _is_worker(item.config):
+            _found_environment(item.config, found)
     return report
 
 

@@ -132,3 +132,16 @@ def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None) -> 
     return [f"istiolab: {flag} kept this run's lab namespaces (label {selector}; Istio and "
             "the addons as the run left them); delete them with: "
             f"kubectl{context} delete namespace -l {selector}"]
+
+
+ENVIRONMENT_KEY = pytest.StashKey[dict[str, str]]()
+
+
+def note_environment(config: pytest.Config, istio_found: str, kubernetes: str) -> None:
+    """What the cluster runs (for pytest-html's Environment table), once known."""
+    config.stash[ENVIRONMENT_KEY] = {"istiolab Istio found": istio_found,
+                                     "istiolab Kubernetes version": kubernetes}
+
+
+def environment(config: pytest.Config) -> dict[str, str]:
+    return config.stash.get(ENVIRONMENT_KEY, {})

@@ -133,3 +133,18 @@ def test_keep_names_what_it_kept_and_the_command_that_deletes_it(tmp_path):
     assert "kept kind cluster istiolab-1234" in line
     assert line.endswith("kind delete cluster --name istiolab-1234")
     assert kept_lines(settings(cluster="existing", context="x"), failed=True) == []  # never
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_the_html_environment_table_names_the_target(pytester, xdist):
+    pytester.makepyfile("def test_mesh(istio):\n    pass\n")
+    report = pytester.path / "report.html"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--html={report}",
+                                           "--istio-seed=7", "--istio-profile=minimal", *xdist)
+    result.assert_outcomes(passed=1)
+    html = report.read_text()
+    for key, value in [("istiolab cluster", "embedded"), ("istiolab profile", "minimal"),
+                       ("istiolab seed", "7"), ("istiolab Istio version", "1.26.0"),
+                       ("istiolab Kubernetes version", "v1.")]:
+        assert f"{key}" in html and value in html, key
+    assert "istiolab Istio found" in html
