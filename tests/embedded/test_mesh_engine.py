@@ -316,3 +316,26 @@ def test_port_without_http_listener_is_tcp_blackhole_under_registry_only(kit: Ki
     line = kit.logs(kit.get_pod("sleep"))[-1]
     assert '"- - -" 0 UH - - "-" 0 0 0 - "-" "-" "-" "-" "-" BlackHoleCluster - ' in line
     assert line.endswith(" - -")
+
+
+def test_httpbin_org_delay_takes_its_time_and_a_route_timeout_fires(kit: Kit) -> None:
+    """httpbin.org ``/delay/N`` answers after N s (at most 10), so a VirtualService timeout on
+    the ServiceEntry host fires as on a real mesh (issue 11: it used to be a 404)."""
+    kit.apply(SERVICE_ENTRY)
+    slow = send(kit, "http://httpbin.org/delay/2")
+    assert slow.status == 200 and slow.duration >= 2.0
+    assert json.loads(slow.body)["url"] == "http://httpbin.org/delay/2"
+    assert send(kit, "http://httpbin.org/delay/60").duration < 12.0  # httpbin caps N at 10
+    kit.apply("""\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin-org-timeout}
+spec:
+  hosts: [httpbin.org]
+  http:
+  - timeout: 3s
+    route: [{destination: {host: httpbin.org}}]
+""")
+    cut = send(kit, "http://httpbin.org/delay/5")
+    assert (cut.status, cut.text) == (504, "upstream request timeout")
+    assert send(kit, "http://httpbin.org/delay/1").status == 200

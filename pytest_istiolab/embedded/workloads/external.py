@@ -6,7 +6,7 @@ caller's address to ``X-Forwarded-For``, and httpbin hides its "environment" hea
 (``X-Forwarded-*``, ``X-Request-Id``, ``Via`` …) from ``/headers`` and ``/get``.
 ``origin`` is the forwarded chain, so a request through the egress gateway shows the
 sleep pod's IP and the cluster's public address (L3.6-C08). Latency is that of the
-Internet: a few hundred milliseconds.
+Internet: a few hundred milliseconds (plus N s for ``/delay/N``, at most 10, as httpbin caps it).
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def handle(host: str, request: Request, seen_from: Peer, now: float,
     if host != "httpbin.org":  # pragma: no cover - internet.PUBLIC_HOSTS lists only httpbin.org
         raise NotImplementedError(f"public host {host} has no behaviour in the embedded cluster")
     took = noise.jitter(180.0, 650.0)
+    delay = _delay_of(request.path_only)
     answer = python_httpbin(request, seen_from, noise, now)
+    if delay is not None and answer.status == 200:
+        took += delay  # httpbin sleeps before answering: the Internet's latency plus N s
     answer.headers.set("Date", http_date(now + took))
     return answer, took
 
@@ -58,10 +61,23 @@ def python_httpbin(request: Request, seen_from: Peer, noise: MeshState,
                       "url": url})
     if status_match:
         return AppResponse(int(status_match.group(1)), _base("text/html; charset=utf-8", 0))
+    if _delay_of(path) is not None:
+        body = request.body.decode("utf-8", "replace")
+        return _json({"args": dict(request.query), "data": body, "files": {}, "form": {},
+                      "headers": shown, "origin": origin, "url": url})
     body = (b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<title>404 Not Found"
             b"</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server."
             b"  If you entered the URL manually please check your spelling and try again.</p>\n")
     return AppResponse(404, _base("text/html", len(body)), body)
+
+
+MAX_DELAY = 10.0  # httpbin caps /delay/N at 10 seconds
+
+
+def _delay_of(path: str) -> float | None:
+    """``/delay/N`` (N seconds, fractions allowed, at most 10); None for other paths."""
+    match = re.fullmatch(r"/delay/([0-9]+(?:\.[0-9]*)?|\.[0-9]+)", path)
+    return min(float(match.group(1)), MAX_DELAY) if match else None
 
 
 def _received(request: Request, seen_from: Peer, noise: MeshState,
