@@ -96,10 +96,17 @@ OPT_EXTERNAL_HOST = Option("--istio-external-host", "istio_external_host",
                            "it must serve httpbin's /headers and /ip (air-gapped clusters: a "
                            "reachable Python httpbin)", DEFAULT_EXTERNAL_HOST)
 
+JWT_SOURCES: tuple[str, ...] = ("local", "remote")
+OPT_JWT_SOURCE = Option("--istio-jwt-source", "istio_jwt_source", "ISTIOLAB_JWT_SOURCE",
+                        "Lab 8's JWKS and token: local (a key minted by the run, inline jwks; "
+                        "no internet needed) or remote (the manual's jwksUri and demo token on "
+                        "raw.githubusercontent.com; istiod and this host need internet)",
+                        "local", JWT_SOURCES)
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
                                OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
-                               OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST)
+                               OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST, OPT_JWT_SOURCE)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

@@ -38,6 +38,7 @@ class Settings:
     release_url: str | None = None
     read_only: bool = False
     external_host: str = c.DEFAULT_EXTERNAL_HOST
+    jwt_source: str = "local"
 
     @property
     def scope_id(self) -> str:
@@ -82,9 +83,15 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
         raise UsageError(f"{c.OPT_VERSION.flag}={version!r} is not an Istio version",
                          f"pass a release such as {c.DEFAULT_ISTIO_VERSION}")
     external_host = _host_name(get(c.OPT_EXTERNAL_HOST) or c.DEFAULT_EXTERNAL_HOST)
+    jwt_source = _choice(get(c.OPT_JWT_SOURCE) or "local", c.JWT_SOURCES, c.OPT_JWT_SOURCE)
     if cluster == "embedded":
         _check_embedded(profile, version)
         _check_embedded_host(external_host)
+        if jwt_source == "remote":
+            raise UsageError(f"{c.OPT_JWT_SOURCE.flag}=remote needs internet from istiod, and "
+                             "the embedded cluster has none (its istiod cannot fetch the "
+                             "manual's jwksUri)", f"drop {c.OPT_JWT_SOURCE.flag}, or use it "
+                             "on a real cluster")
     if cluster == "existing" and not get(c.OPT_CONTEXT):
         raise UsageError(f"{c.OPT_CLUSTER.flag}=existing needs an explicit context: the suite "
                          "never picks the current context of a real cluster by itself",
@@ -106,6 +113,7 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
         read_only=read_only, external_host=external_host,
+        jwt_source=jwt_source,
         worker=worker, **({"run_id": run_id} if run_id else {}),
     )
 

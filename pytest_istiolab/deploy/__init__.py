@@ -26,11 +26,12 @@ from pytest_istiolab.deploy.samples import (
     Bookinfo,
     Httpbin,
     Sleep,
+    kube_injected,
 )
 
 __all__ = [
     "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
     "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation", "MeshLock", "MeshWide",
-    "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio", "inspect_cluster", "plan_run",
-    "version_mismatch",
+    "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio", "inspect_cluster",
+    "kube_injected", "plan_run", "version_mismatch",
 ]

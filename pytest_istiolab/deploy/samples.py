@@ -8,7 +8,7 @@ import httpx
 
 from pytest_istiolab import traffic
 from pytest_istiolab.cluster import ClusterSession
-from pytest_istiolab.kube import Applier, ExecResult, Kube
+from pytest_istiolab.kube import Applier, ExecResult, Kube, manifests
 
 BOOKINFO = "samples/bookinfo/platform/kube/bookinfo.yaml"
 BOOKINFO_GATEWAY = "samples/bookinfo/networking/bookinfo-gateway.yaml"
@@ -19,6 +19,12 @@ SLEEP = "samples/sleep/sleep.yaml"
 BOOKINFO_DEPLOYMENTS = ("details-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3",
                         "productpage-v1")
 BOOKINFO_SERVICES = ("details", "ratings", "reviews", "productpage")
+
+
+def kube_injected(session: ClusterSession, path: str) -> list[manifests.Doc]:
+    """``istioctl kube-inject -f <sample>``: the sample's documents with the sidecar injected."""
+    out = session.istioctl.run(["kube-inject", "-f", str(manifests.resolve(path))]).stdout
+    return manifests.load_text(out, f"istioctl kube-inject -f {path}")
 
 
 @dataclass

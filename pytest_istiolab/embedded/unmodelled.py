@@ -27,9 +27,6 @@ COMPONENT = "istiolab-embedded"
 
 # (group, kind) -> what the data plane does instead of enforcing the object
 KINDS: dict[tuple[str, str], str] = {
-    (SEC, "RequestAuthentication"): "JWTs are not validated: a request with an invalid token "
-    "is let through",
-    (SEC, "AuthorizationPolicy"): "authorization is not enforced: every request is allowed",
     (NET, "Sidecar"): "sidecar scoping (egress hosts, ingress listeners, outbound traffic "
     "policy) is not applied",
     (NET, "EnvoyFilter"): "Envoy configuration patches are not applied",
@@ -64,6 +61,13 @@ FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
          "endpoints are picked at random"),
         ("spec.exportTo", "visibility is not applied"),
         ("spec.workloadSelector", "the rule applies to every workload"),
+    ),
+    (SEC, "AuthorizationPolicy"): (
+        ("spec.action=ALLOW|DENY|AUDIT", "CUSTOM (external authorization) is not modelled: "
+         "every request the policy applies to is denied with 403"),
+    ),
+    (SEC, "RequestAuthentication"): (
+        ("spec.jwtRules[].fromCookies", "tokens in cookies are not read"),
     ),
     (NET, "Gateway"): (  # TLS termination: embedded.tls models SIMPLE and MUTUAL
         ("spec.servers[].tls.mode=SIMPLE|MUTUAL", "only SIMPLE and MUTUAL TLS are served "

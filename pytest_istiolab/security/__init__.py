@@ -1,4 +1,5 @@
-"""Security material the labs need, made locally: certificates (Lab 6) with ``cryptography``.
+"""Security material the labs need, made locally: certificates (Lab 6) with ``cryptography``,
+JWT signing keys and tokens (Lab 8) with ``joserfc``.
 
 Plain Python: no pytest, no Kubernetes. Private keys are written with mode 0600 and never
 printed; :func:`~pytest_istiolab.security.certs.secret_summary` describes a Secret without its
@@ -13,6 +14,7 @@ from pytest_istiolab.security.certs import (
     secret_summary,
     tls_secret,
 )
+from pytest_istiolab.security.jwt import DEMO_ISSUER, DEMO_KID, Issuer
 
-__all__ = ["Credential", "LabCertificates", "generic_secret", "redact_secret", "secret_summary",
-           "tls_secret"]
+__all__ = ["DEMO_ISSUER", "DEMO_KID", "Credential", "Issuer", "LabCertificates",
+           "generic_secret", "redact_secret", "secret_summary", "tls_secret"]

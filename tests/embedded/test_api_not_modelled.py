@@ -22,8 +22,6 @@ CRD = ("apiextensions.k8s.io", "customresourcedefinitions")
 EVENT_TIMEOUT = 10.0  # seconds for the controllers to record an Event
 
 UNMODELLED = {
-    "RequestAuthentication": ("security.istio.io/v1", {"jwtRules": [{"issuer": "x"}]}),
-    "AuthorizationPolicy": ("security.istio.io/v1", {"action": "ALLOW", "rules": [{}]}),
     "Sidecar": ("networking.istio.io/v1", {"egress": [{"hosts": ["./*"]}]}),
     "EnvoyFilter": ("networking.istio.io/v1alpha3", {"configPatches": []}),
     "WasmPlugin": ("extensions.istio.io/v1alpha1", {"url": "oci://example/plugin:1"}),
@@ -71,14 +69,22 @@ def test_apply_of_an_unmodelled_kind_warns_and_records_an_event(cluster: Api, ku
 
 def test_each_write_warns_again_and_a_modelled_kind_does_not(cluster: Api,
                                                              kubectl: Kubectl) -> None:
-    doc = _doc("AuthorizationPolicy", "security.istio.io/v1", {"action": "DENY",
-                                                                "rules": [{}]})
+    doc = _doc("Sidecar", "networking.istio.io/v1", {"egress": [{"hosts": ["./*"]}]})
     kubectl.run("create", "-f", "-", stdin=doc)
     again = kubectl.run("replace", "-f", "-", stdin=doc)
-    assert "authorization is not enforced" in again.stderr
-    patched = kubectl.run("patch", "authorizationpolicy", "x", "--type", "merge", "-p",
-                          '{"spec":{"action":"ALLOW"}}')
-    assert "Warning: AuthorizationPolicy default/x" in patched.stderr
+    assert "sidecar scoping" in again.stderr
+    patched = kubectl.run("patch", "sidecar", "x", "--type", "merge", "-p",
+                          '{"spec":{"egress":[{"hosts":["*/*"]}]}}')
+    assert "Warning: Sidecar default/x" in patched.stderr
+    for kind, spec in (("AuthorizationPolicy", {"action": "DENY", "rules": [{}]}),
+                       ("RequestAuthentication", {"jwtRules": [{"issuer": "x"}]})):
+        modelled = kubectl.run("apply", "-f", "-", stdin=_doc(kind, "security.istio.io/v1",
+                                                              spec, name="m"))
+        assert "Warning" not in modelled.stderr  # modelled since Lab 8 (jwtauthn, authz)
+    custom = kubectl.run("apply", "-f", "-", stdin=_doc(
+        "AuthorizationPolicy", "security.istio.io/v1",
+        {"action": "CUSTOM", "provider": {"name": "ext"}, "rules": [{}]}, name="c"))
+    assert "CUSTOM (external authorization) is not modelled" in custom.stderr
     plain = kubectl.run("apply", "-f", "-", stdin=_doc(
         "VirtualService", "networking.istio.io/v1",
         {"hosts": ["r"], "http": [{"route": [{"destination": {"host": "r"}}]}]}))

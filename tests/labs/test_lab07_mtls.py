@@ -32,7 +32,7 @@ import pytest
 
 from pytest_istiolab import waiting
 from pytest_istiolab.cluster import ClusterSession
-from pytest_istiolab.deploy import MeshWide
+from pytest_istiolab.deploy import MeshWide, kube_injected
 from pytest_istiolab.kube import Applier, ExecResult, manifests
 from pytest_istiolab.traffic import curl_argv
 
@@ -69,9 +69,7 @@ class MtlsLab:
     def kube_inject(self, path: str) -> list[manifests.Doc]:
         """``istioctl kube-inject -f <sample>`` (run once per sample: same input, same output)."""
         if path not in self._injected_docs:
-            out = self.cluster.istioctl.run(["kube-inject", "-f",
-                                             str(manifests.resolve(path))]).stdout
-            self._injected_docs[path] = manifests.load_text(out, f"istioctl kube-inject -f {path}")
+            self._injected_docs[path] = kube_injected(self.cluster, path)
         return self._injected_docs[path]
 
     def deploy(self, role: str, inject: bool) -> None:

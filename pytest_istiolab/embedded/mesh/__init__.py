@@ -29,13 +29,16 @@ Modelled, for plain HTTP/1.1:
 * PeerAuthentication (``authn``: mesh/namespace/workload scopes, port-level, STRICT resets a
   plaintext client, DISABLE) and the client's mTLS choice (auto mTLS, DestinationRule
   ``tls.mode`` ISTIO_MUTUAL/DISABLE); peer identities from service accounts;
+* RequestAuthentication (``jwtauthn``: tokens verified with joserfc, Envoy's 401 bodies and
+  ``www-authenticate``) and AuthorizationPolicy (``authz``: ALLOW/DENY/AUDIT, from/to/when,
+  403 ``RBAC: access denied``);
 * Istio's standard HTTP metrics, both reporters (``telemetry``, read by the Prometheus addon
   model in ``workloads.prometheus``);
 * virtual time: latency is computed, never slept; a client deadline makes every hop
   still busy log ``0 DC``.
 
-Not yet modelled (see ``proxy`` for where each slots in): JWT and
-AuthorizationPolicy, TLS (SIMPLE, MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter
+Not yet modelled (see ``proxy`` for where each slots in): AuthorizationPolicy CUSTOM,
+TLS (SIMPLE, MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter
 resources, TCP/gRPC metrics, spans sent to a tracing backend.
 
 Public API

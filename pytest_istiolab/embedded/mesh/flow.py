@@ -79,6 +79,9 @@ class HopContext(Protocol):
 
     flow: Flow
     record: AccessRecord
+    proxy: Obj  # the pod whose Envoy this is
+    downstream: Peer
+    local: tuple[str, int]  # the address the downstream connected to
 
     @property
     def namespace(self) -> str: ...

@@ -26,6 +26,8 @@ class Request:
     body: bytes = b""
     scheme: str = "http"
     sni: str | None = None  # the TLS server name, for a request that arrived over TLS
+    # what one Envoy's filters learn about the request (the verified JWT, ...); not on the wire
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def path_only(self) -> str:
@@ -46,7 +48,7 @@ class Request:
 
     def copy(self) -> Request:
         return Request(self.method, self.path, self.authority, self.headers.copy(), self.body,
-                       self.scheme, self.sni)
+                       self.scheme, self.sni, dict(self.metadata))
 
 
 @dataclass(frozen=True)

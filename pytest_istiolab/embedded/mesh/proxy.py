@@ -15,8 +15,9 @@ pool) belong. ``deadline`` is the virtual time at which the downstream gives up;
 busy then logs ``0 DC``.
 
 PeerAuthentication (:mod:`.authn`) decides whether an inbound side takes a connection at all
-and whether an outbound side opens mTLS. Not modelled yet: JWT and AuthorizationPolicy,
-TLS origination, TCP routing, Sidecar resources.
+and whether an outbound side opens mTLS; inbound and gateway hops run ``jwt_authn``
+(:mod:`.jwtauthn`) and RBAC (:mod:`.authz`) first. Not modelled yet: TLS origination,
+TCP routing, Sidecar resources.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from typing import Any
 from . import (
     accesslog,
     authn,
+    authz,
     clusters,
     faults,
     flags,
     gateways,
+    jwtauthn,
     mirror,
     network,
     pool,
@@ -58,8 +61,9 @@ from .topology import has_sidecar, is_gateway, pod_ip, pod_labels, pod_name, spi
 
 Obj = dict[str, Any]
 HttpFilter = Callable[["Hop", RouteDecision, Request, float, "float | None", Next], Response]
-FILTERS: dict[str, list[HttpFilter]] = {"outbound": [faults.fault_filter], "inbound": [],
-                                        "gateway": [faults.fault_filter]}
+SECURITY: list[HttpFilter] = [jwtauthn.jwt_filter, authz.rbac_filter]
+FILTERS: dict[str, list[HttpFilter]] = {"outbound": [faults.fault_filter], "inbound": SECURITY,
+                                        "gateway": [*SECURITY, faults.fault_filter]}
 
 CONNECT_FAILURE = LocalReply(
     503, "upstream connect error or disconnect/reset before headers. reset reason: remote "
@@ -93,6 +97,7 @@ class Hop:
     # ---------------------------------------------------------------- accept
     def accept(self, request: Request) -> Request:
         req = request.copy()
+        req.metadata = {}  # filter state is one Envoy's own
         h = req.headers
         if self.kind == "gateway":
             forwarded = h.get("x-forwarded-for")
