@@ -14,7 +14,16 @@ from pytest_istiolab.security.certs import (
     secret_summary,
     tls_secret,
 )
-from pytest_istiolab.security.jwt import DEMO_ISSUER, DEMO_KID, Issuer
+from pytest_istiolab.security.jwt import (
+    DEMO_ISSUER,
+    DEMO_JWKS_URI,
+    DEMO_KID,
+    DEMO_TOKEN_URL,
+    Issuer,
+    redact,
+    tampered,
+)
 
-__all__ = ["DEMO_ISSUER", "DEMO_KID", "Credential", "Issuer", "LabCertificates",
-           "generic_secret", "redact_secret", "secret_summary", "tls_secret"]
+__all__ = ["DEMO_ISSUER", "DEMO_JWKS_URI", "DEMO_KID", "DEMO_TOKEN_URL", "Credential", "Issuer",
+           "LabCertificates", "generic_secret", "redact", "redact_secret", "secret_summary",
+           "tampered", "tls_secret"]

@@ -35,8 +35,7 @@ from pytest_istiolab import waiting
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import kube_injected
 from pytest_istiolab.kube import Applier, ObjectRef, manifests
-from pytest_istiolab.security import DEMO_ISSUER, Issuer
-from pytest_istiolab.security.jwt import DEMO_TOKEN_URL, tampered
+from pytest_istiolab.security import DEMO_ISSUER, DEMO_TOKEN_URL, Issuer, tampered
 from pytest_istiolab.traffic import curl_argv
 
 pytestmark = [pytest.mark.lab(8)]
