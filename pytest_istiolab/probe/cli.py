@@ -30,6 +30,7 @@ from pytest_istiolab import __version__
 from pytest_istiolab import constants as c
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import ensure_istio
+from pytest_istiolab.deploy.installation import find_istio
 from pytest_istiolab.errors import IstioLabError, UsageError
 from pytest_istiolab.probe.continuity import REPORT_VERSION, Budget, PathRecord, summary
 from pytest_istiolab.probe.runner import IngressLoop, InMeshLoop, Limits
@@ -162,6 +163,7 @@ class Probe:
         self.t0: float | None = None
         self.started_at = self.ended_at = ""
         self.stopped_by = "not started"
+        self.istiod: dict[str, str | None] = {"at_start": None, "at_end": None}
 
     def elapsed(self) -> float:
         return 0.0 if self.t0 is None else time.monotonic() - self.t0
@@ -169,6 +171,7 @@ class Probe:
     def setup(self) -> None:
         # the embedded cluster gets Istio installed; elsewhere install=never: found, or an error
         ensure_istio(self.session, self.session.settings.profile)
+        self.istiod["at_start"] = self.istiod_image()
         say(f"deploying sleep and httpbin into namespace {self.namespace}")
         self.target.deploy()
         self.target.wait_serving()
@@ -202,9 +205,17 @@ class Probe:
         finally:
             self.end = self.elapsed()
             self.ended_at = now()
+            self.istiod["at_end"] = self.istiod_image()
             self.stop.set()
             for loop in loops:
                 loop.join(self.limits.request_timeout * 2 + 10)
+
+    def istiod_image(self) -> str | None:
+        """istiod's image now (an upgrade in place changes it); None when it cannot be read."""
+        try:
+            return find_istio(self.session.kube).image
+        except IstioLabError:
+            return None
 
     def progress(self) -> None:
         parts = [f"{p.name} {p.succeeded} ok {p.failed} failed" for p in self.paths]
@@ -220,6 +231,7 @@ class Probe:
             "cluster": {"provider": handle.provider, "context": handle.context,
                         "description": handle.description,
                         "ingress_via": self.session.ingress.via if self.t0 is not None else None},
+            "istiod_image": dict(self.istiod),
             "namespace": self.namespace, "host": self.target.host,
             "limits": {"rate_per_path": self.limits.rate,
                        "max_requests_per_path": self.limits.max_requests,

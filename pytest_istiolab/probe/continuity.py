@@ -209,6 +209,11 @@ def summary(report: dict[str, Any]) -> str:
     """The text summary printed on stdout (the JSON report has the timeline)."""
     lines = [f"istiolab-probe: {report['duration_s']:.1f} s of traffic, namespace "
              f"{report['namespace']}, {report['stopped_by']}"]
+    istiod = report.get("istiod_image") or {}
+    if istiod:
+        change = ("unchanged" if istiod.get("at_start") == istiod.get("at_end")
+                  else f"-> {istiod.get('at_end')}")
+        lines.append(f"  istiod image {istiod.get('at_start')} {change}")
     for name, path in report["paths"].items():
         gap = path["longest_gap"]
         lines.append(f"  {name:8} {path['requests']:6} requests, {path['failed']} failed "

@@ -173,6 +173,8 @@ def test_a_clean_run_has_no_failure_and_exits_0(cluster, tmp_path):
     assert report["budget"]["exceeded"] == [] and "within budget" in out
     assert "*" not in report["host"]
     assert report["cluster"]["ingress_via"] in ("nodeport", "port-forward")
+    istiod = report["istiod_image"]
+    assert istiod["at_start"] == istiod["at_end"] and "pilot" in istiod["at_start"]
     assert take_inventory(cluster.kube).diff(before).added == ()
 
 
