@@ -7,9 +7,11 @@ clusters with a real istioctl (any provider but the embedded one, whose istioctl
 ``proxy-config``), ``istioctl proxy-config routes|clusters`` of the client pod and ``istioctl
 analyze -n <namespace>``.
 
-Size: each part is clipped to :data:`PART_LIMIT` characters (manifests keep their start, logs
-and command output their end), and the whole to :data:`DIAGNOSTICS_LIMIT`, shared fairly between
-the parts present. Collecting never raises: a part that cannot be read says why.
+Size: each part is clipped to :data:`PART_LIMIT` characters (manifests keep their start, command
+output its end, the pods-and-logs part both: the pods and their status first, the last logs),
+and the whole to :data:`DIAGNOSTICS_LIMIT`, shared fairly between the parts present.
+Collecting never raises: a part that cannot be read says why. A lab namespace's pods, logs and
+events are attached to the first failure of a module only.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Part:
 
     title: str
     text: str
-    keep: str = "tail"  # "head" | "tail"
+    keep: str = "tail"  # "head" | "tail" | "both" (the start and the end, the middle cut)
 
 
 def clip(text: str, limit: int, keep: str = "tail") -> str:
@@ -48,6 +50,9 @@ def clip(text: str, limit: int, keep: str = "tail") -> str:
     room = limit - len(note) - 1
     if room <= 0:
         return note
+    if keep == "both":  # two newlines around the note
+        head = (room - 1) // 2
+        return text[:head] + "\n" + note + "\n" + text[len(text) - (room - 1 - head):]
     return (text[:room] + "\n" + note) if keep == "head" else (note + "\n" + text[-room:])
 
 
@@ -76,16 +81,22 @@ def render_html(parts: list[Part]) -> str:
 
 
 def collect(session: ClusterSession | None, sources: list[tuple[str, str]],
-            commands: list[tuple[str, str]], namespace: str | None) -> list[Part]:
-    """Every part for one failed test (see the module docstring)."""
+            commands: list[tuple[str, str]], namespace: str | None,
+            dumped_by: str | None = None) -> list[Part]:
+    """Every part for one failed test (see the module docstring). ``dumped_by``: an earlier
+    failure of the module already carries the namespace's pods, logs and events (named, not
+    repeated)."""
     parts = [Part(f"applied {manifest}", redact_secrets(text), "head")
              for manifest, text in sources]
     if commands:
         text = "\n".join(f"{description}\n{_indent(output)}" for description, output in commands)
         parts.append(Part(f"commands run by the test ({len(commands)})", text))
-    if session is not None and namespace:
+    if session is not None and namespace and dumped_by:
+        parts.append(Part(f"pods, logs and events in {namespace}",
+                          f"shown once per module: see the diagnostics of {dumped_by}"))
+    elif session is not None and namespace:
         parts.append(_safely(f"pods and logs in {namespace}",
-                             lambda: _pods_and_logs(session, namespace)))
+                             lambda: _pods_and_logs(session, namespace), keep="both"))
         parts.append(_safely(f"events in {namespace}", lambda: _events(session, namespace)))
         if session.handle.provider != "embedded":
             parts += _istioctl_parts(session, namespace)
@@ -110,9 +121,9 @@ def _indent(output: str) -> str:
     return "\n".join(f"    {line}" for line in output.rstrip().splitlines())
 
 
-def _safely(title: str, read: Callable[[], str]) -> Part:
+def _safely(title: str, read: Callable[[], str], keep: str = "tail") -> Part:
     try:
-        return Part(title, read())
+        return Part(title, read(), keep)
     except Exception as exc:  # noqa: BLE001 - diagnostics must never hide the real failure
         return Part(title, f"(could not be read: {type(exc).__name__}: {exc})")
 

@@ -20,6 +20,7 @@ COMMAND_MARK_KEY = pytest.StashKey[int]()
 OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
 PLAN_KEY = pytest.StashKey[RunPlan]()
 WARNINGS_KEY = pytest.StashKey[list[str]]()
+DUMPED_KEY = pytest.StashKey[dict[tuple[str, str], str]]()  # (module, namespace) -> first failure
 SECTION = "istiolab diagnostics"
 
 
@@ -70,8 +71,12 @@ def attach_diagnostics(item: pytest.Item, report: pytest.TestReport) -> None:
     sources = [s for applier in item.stash.get(APPLIERS_KEY, []) for s in applier.sources]
     commands = [(d if d.startswith("$") else f"$ {d}", out) for d, out in
                 session.commands.since(item.stash.get(COMMAND_MARK_KEY, 0))] if session else []
-    parts = diagnostics.bound(diagnostics.collect(session, sources, commands,
-                                                  _namespace_of(item)))
+    namespace = _namespace_of(item)
+    dumped = item.config.stash.setdefault(DUMPED_KEY, {})
+    key = (str(item.path), namespace or "")
+    parts = diagnostics.bound(diagnostics.collect(session, sources, commands, namespace,
+                                                  dumped_by=dumped.get(key)))
+    dumped.setdefault(key, item.nodeid)
     if not parts:
         return
     report.sections.append((SECTION, diagnostics.render_text(parts)))

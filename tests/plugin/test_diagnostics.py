@@ -75,7 +75,11 @@ def test_a_failed_lab_test_reports_manifests_commands_pods_and_events(pytester):
 
     bounded = _section(out, "test_with_a_huge_manifest")
     assert len(bounded) <= diagnostics.DIAGNOSTICS_LIMIT
-    assert "characters dropped" in bounded and "--- events in lab03-" in bounded
+    assert "characters dropped" in bounded
+    # the namespace's pods, logs and events once per module: the second failure points back
+    assert "--- events in lab03-" not in bounded
+    assert re.search(r"--- pods, logs and events in lab03-[\w-]+\nshown once per module: see the "
+                     r"diagnostics of test_lab03_diagnostics.py::test_route_is_taken", bounded)
 
     page = html.unescape(report.read_text())  # pytest-html keeps its data as escaped JSON
     blocks = re.findall(r'<div class=\\"istiolab-diagnostics\\">.*?</div>', page)
@@ -95,6 +99,14 @@ def test_parts_are_clipped_and_share_the_limit():
     assert out[1].text == "ok"
     assert out[2].text.startswith("...") and out[2].text.endswith("line 9999")
     assert diagnostics.clip("abc", 0) == "... (3 characters dropped)"
+
+
+def test_pods_and_logs_keep_the_pod_list_and_the_last_log_lines():
+    text = "pod sleep-1: Running, 2/2 ready\n" + "\n".join(f"log {i}" for i in range(5_000))
+    cut = diagnostics.clip(text, 1_000, "both")
+    assert len(cut) <= 1_000
+    assert cut.startswith("pod sleep-1: Running, 2/2 ready") and cut.endswith("log 4999")
+    assert "characters dropped)" in cut
 
 
 def test_the_client_pod_is_a_lab_client_with_a_sidecar():
