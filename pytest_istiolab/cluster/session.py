@@ -112,7 +112,13 @@ class ClusterSession:
                                       base_url=self.settings.release_url or DEFAULT_RELEASE_URL)
         ctl = Istioctl(path, self.handle.kubeconfig, self.handle.context, self.timeouts)
         ctl.on_command = self.commands.add
+        ctl.on_mesh_change = self._gateways_may_have_changed
         return ctl
+
+    def _gateways_may_have_changed(self) -> None:
+        """A reinstall may recreate the ingress gateway's Service with new NodePorts."""
+        if "ingress" in self.__dict__:
+            self.ingress.refresh()
 
     @cached_property
     def ingress(self) -> Ingress:

@@ -100,6 +100,9 @@ class Istioctl:
         self.context = context
         self.timeouts = timeouts or Timeouts()
         self.on_command: Callable[[str, str], None] | None = None
+        # called after a command that may recreate the gateways (install, uninstall, upgrade):
+        # whoever cached their Service (NodePorts) reads it again
+        self.on_mesh_change: Callable[[], None] | None = None
 
     def argv(self, args: list[str]) -> list[str]:
         """The full command line for ``args``."""
@@ -129,6 +132,8 @@ class Istioctl:
             raise IstioctlError(f"{line} could not be started: {err}",
                                 "check that the file is an istioctl for this platform") from err
         self._record(line, result.stdout + result.stderr)
+        if args and args[0] in MESH_CHANGING and self.on_mesh_change is not None:
+            self.on_mesh_change()
         if check and result.returncode != 0:
             raise IstioctlError(
                 f"{line} exited with code {result.returncode}"
@@ -159,6 +164,9 @@ class Istioctl:
     def _record(self, line: str, output: str) -> None:
         if self.on_command is not None:
             self.on_command(f"$ {line}", output)
+
+
+MESH_CHANGING = frozenset({"install", "uninstall", "upgrade", "manifest"})
 
 
 def run_process(argv: list[str], input: str | None,
