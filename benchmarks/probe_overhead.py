@@ -35,7 +35,8 @@ def run_probe(session: ClusterSession, rate: float, seconds: float, report: Path
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"probe exited {proc.returncode}: {proc.stderr.read().decode()}")
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"probe exited {proc.returncode}: {err}")
     data = json.loads(report.read_text())
     requests = sum(p["requests"] for p in data["paths"].values())
     return {

@@ -161,6 +161,7 @@ class Probe:
                                   f"(Host {self.target.host})"),
         ]
         self.t0: float | None = None
+        self.end = 0.0
         self.started_at = self.ended_at = ""
         self.stopped_by = "not started"
         self.istiod: dict[str, str | None] = {"at_start": None, "at_end": None}
