@@ -13,6 +13,7 @@ from pytest_istiolab.cluster import ClusterHandle, ClusterProvider, HandedOver, 
 from pytest_istiolab.cluster.providers.kind import handle_from_json, handle_to_json
 from pytest_istiolab.deploy import inspect_cluster
 from pytest_istiolab.errors import IstioLabError
+from pytest_istiolab.istioctl import resolve_istioctl
 from pytest_istiolab.report import conformance, reporting
 from pytest_istiolab.settings import Settings, from_lookup
 
@@ -73,6 +74,13 @@ def _preflight(config: pytest.Config, settings: Settings) -> None:
     """Fail before collection when the cluster cannot work; share one kind cluster under xdist."""
     if _is_worker(config):
         return
+    if settings.istioctl and not config.option.collectonly:
+        resolve_istioctl(settings.istioctl, None)  # an explicit path is checked once, up front
+    if settings.cluster == "kind" and not _uses_xdist(config) and not config.option.collectonly:
+        provider = make_provider(settings)
+        preflight = getattr(provider, "preflight", None)
+        if preflight is not None:
+            preflight()  # kind CLI and a working Docker engine, once, before any test
     if settings.cluster == "existing" and not config.option.collectonly:
         handle = make_provider(settings).start()  # context and reachability (bounded: 10 s)
         reporting.register_plan(config, inspect_cluster(settings, handle))  # header lines

@@ -103,5 +103,6 @@ def test_kind_without_the_kind_cli_says_what_to_install(pytester, monkeypatch):
     monkeypatch.setenv("PATH", str(pytester.path))  # neither kind nor docker here
     pytester.makepyfile("def test_x(cluster):\n    pass\n")
     result = pytester.runpytest("--istio-cluster=kind", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*install kind*"])
-    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test (tests/plugin/
+    result.stderr.fnmatch_lines(["*install kind*"])   # test_setup_faults.py: once, serially)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

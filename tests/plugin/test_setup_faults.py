@@ -148,3 +148,23 @@ def test_the_html_environment_table_names_the_target(pytester, xdist):
                        ("istiolab Kubernetes version", "v1.")]:
         assert f"{key}" in html and value in html, key
     assert "istiolab Istio found" in html
+
+
+TWO_CLUSTER_TESTS = "def test_a(istio):\n    pass\n\ndef test_b(istio):\n    pass\n"
+
+
+def test_kind_without_kind_stops_the_serial_run_once(pytester, monkeypatch):
+    monkeypatch.setenv("PATH", str(pytester.path))  # neither kind nor docker here
+    pytester.makepyfile(TWO_CLUSTER_TESTS)
+    _one_usage_error(pytester.runpytest_subprocess("--istio-cluster=kind", "-p",
+                                                   "no:cacheprovider"),
+                     "*--istio-cluster=kind needs the `kind` CLI, which is not on PATH*",
+                     "*fix: install kind*")
+
+
+def test_an_istioctl_path_that_does_not_exist_stops_the_run_once(pytester):
+    pytester.makepyfile(TWO_CLUSTER_TESTS)
+    _one_usage_error(pytester.runpytest_subprocess("--istio-istioctl=/nonexistent", "-p",
+                                                   "no:cacheprovider"),
+                     "*istioctl /nonexistent does not exist*",
+                     "*fix: pass --istio-istioctl the path of an istioctl executable*")
