@@ -21,10 +21,18 @@ BOOKINFO_DEPLOYMENTS = ("details-v1", "ratings-v1", "reviews-v1", "reviews-v2", 
 BOOKINFO_SERVICES = ("details", "ratings", "reviews", "productpage")
 
 
-def kube_injected(session: ClusterSession, path: str) -> list[manifests.Doc]:
-    """``istioctl kube-inject -f <sample>``: the sample's documents with the sidecar injected."""
-    out = session.istioctl.run(["kube-inject", "-f", str(manifests.resolve(path))]).stdout
-    return manifests.load_text(out, f"istioctl kube-inject -f {path}")
+def kube_injected(session: ClusterSession, *paths: str) -> list[manifests.Doc]:
+    """``istioctl kube-inject -f <sample>``: the samples' documents with the sidecar injected.
+
+    Several samples go through one ``istioctl kube-inject -f -`` (their documents joined on
+    stdin): the same output as one run per file, one istioctl start instead of several.
+    """
+    if len(paths) == 1:
+        out = session.istioctl.run(["kube-inject", "-f", str(manifests.resolve(paths[0]))]).stdout
+    else:
+        text = "\n---\n".join(manifests.resolve(p).read_text() for p in paths)
+        out = session.istioctl.run(["kube-inject", "-f", "-"], input=text).stdout
+    return manifests.load_text(out, f"istioctl kube-inject -f {' '.join(paths)}")
 
 
 @dataclass

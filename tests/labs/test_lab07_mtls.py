@@ -64,22 +64,22 @@ class MtlsLab:
     appliers: dict[str, Applier]
     mode: str | None = "unknown"
     injected: dict[str, bool] = field(default_factory=dict)
-    _injected_docs: dict[str, list[manifests.Doc]] = field(default_factory=dict)
+    _injected_docs: list[manifests.Doc] = field(default_factory=list)
 
-    def kube_inject(self, path: str) -> list[manifests.Doc]:
-        """``istioctl kube-inject -f <sample>`` (run once per sample: same input, same output)."""
-        if path not in self._injected_docs:
-            self._injected_docs[path] = kube_injected(self.cluster, path)
-        return self._injected_docs[path]
+    def kube_inject(self) -> list[manifests.Doc]:
+        """``istioctl kube-inject`` of httpbin and sleep (run once: same input, same output)."""
+        if not self._injected_docs:
+            self._injected_docs = kube_injected(self.cluster, *SAMPLES.values())
+        return self._injected_docs
 
     def deploy(self, role: str, inject: bool) -> None:
         """``kubectl apply -f <(istioctl kube-inject -f samples/...) -n <role>`` (or plain)."""
         ns = self.namespaces[role]
-        for path in SAMPLES.values():
-            if inject:
-                self.appliers[role].apply_docs(self.kube_inject(path),
-                                               f"istioctl kube-inject -f {path}")
-            else:
+        if inject:
+            self.appliers[role].apply_docs(self.kube_inject(), "istioctl kube-inject -f "
+                                           + " ".join(SAMPLES.values()))
+        else:
+            for path in SAMPLES.values():
                 self.appliers[role](path)
         self.cluster.kube.wait_for_deployments(ns, list(SAMPLES))
         containers = 2 if inject else 1

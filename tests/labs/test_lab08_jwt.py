@@ -120,8 +120,8 @@ class JwtLab:
 def jwt_lab(cluster, istio, lab_namespaces, istio_settings) -> Iterator[JwtLab]:
     namespace = lab_namespaces("foo")
     applier = Applier(cluster.kube, namespace)
-    for path in SAMPLES:
-        applier.apply_docs(kube_injected(cluster, path), f"istioctl kube-inject -f {path}")
+    applier.apply_docs(kube_injected(cluster, *SAMPLES), "istioctl kube-inject -f "
+                       + " ".join(SAMPLES))
     cluster.kube.wait_for_deployments(namespace, ["httpbin", "sleep"])
     issuer = Issuer() if istio_settings.jwt_source == "local" else None
     yield JwtLab(cluster, namespace, applier, issuer)
