@@ -90,6 +90,16 @@ OPT_CONFORMANCE_REPORT = Option("--istio-conformance-report", "istio_conformance
 DEFAULT_EXTERNAL_HOST = "httpbin.org"
 # External hosts the embedded cluster models (embedded/mesh/internet.py, catalogue Appendix B).
 EMBEDDED_EXTERNAL_HOSTS: tuple[str, ...] = (DEFAULT_EXTERNAL_HOST,)
+COMPARE_FAIL_ON: tuple[str, ...] = ("regression", "any-change", "never")
+OPT_COMPARE = Option("--istio-compare", "istio_compare", "ISTIOLAB_COMPARE",
+                     "compare this run with a baseline conformance report (JSON of an earlier "
+                     "run): regressions, fixes, newly skipped and not run, printed after the run "
+                     "and written into the new report")
+OPT_COMPARE_FAIL_ON = Option("--istio-compare-fail-on", "istio_compare_fail_on",
+                             "ISTIOLAB_COMPARE_FAIL_ON",
+                             "what in the comparison fails the run (exit 1, also when the tests "
+                             "concerned were deselected): regression, any-change or never",
+                             "regression", COMPARE_FAIL_ON)
 OPT_EXTERNAL_HOST = Option("--istio-external-host", "istio_external_host",
                            "ISTIOLAB_EXTERNAL_HOST",
                            "external host the egress labs (3.4, 3.6) call over HTTP on port 80; "
@@ -106,7 +116,8 @@ OPT_JWT_SOURCE = Option("--istio-jwt-source", "istio_jwt_source", "ISTIOLAB_JWT_
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
                                OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
-                               OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST, OPT_JWT_SOURCE)
+                               OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST, OPT_JWT_SOURCE,
+                               OPT_COMPARE, OPT_COMPARE_FAIL_ON)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

@@ -21,11 +21,12 @@ from pytest_istiolab.deploy import (
     MeshWide,
     Sleep,
     ensure_istio,
+    found,
 )
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import Istioctl
 from pytest_istiolab.kube import Applier, Kube, Namespaces, lab_namespace_name, sweep_run_namespaces
-from pytest_istiolab.report import reporting
+from pytest_istiolab.report import recording, reporting
 from pytest_istiolab.security import LabCertificates
 from pytest_istiolab.settings import Settings
 from pytest_istiolab.traffic import Ingress
@@ -97,9 +98,12 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
         kubernetes = str(cluster.kube.raw_get("/version").get("gitVersion", "unknown"))
     except IstioLabError:  # the table is informative: a failed look-up must not fail tests
         kubernetes = "unknown"
-    found = installation.found.describe() if installation.found.present else (
+    described = installation.found.describe() if installation.found.present else (
         f"Istio {istio_settings.version} installed by the run (profile {installation.profile})")
-    reporting.note_environment(pytestconfig, found, kubernetes)
+    reporting.note_environment(pytestconfig, described, kubernetes)
+    with _clear_errors():
+        recording.note_found(pytestconfig, found.control_plane(cluster.kube,
+                                                                cluster.handle.provider))
     return installation
 
 
@@ -163,8 +167,18 @@ def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
         with _clear_errors():
             _namespaces.create(name, inject=True)
         yield name
+        record_proxies(request.config, _namespaces.kube, name)
         if _should_remove(request, istio_settings):
             _namespaces.delete(name)
+
+
+def record_proxies(config: pytest.Config, kube: Kube, namespace: str) -> None:
+    """Note the proxies a lab's namespace ran for the conformance report (best effort: a
+    namespace that is gone or unreadable records nothing rather than failing the teardown)."""
+    try:
+        recording.note_found(config, {recording.PROXY_PODS: found.proxy_pods(kube, namespace)})
+    except IstioLabError:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +202,8 @@ def lab_namespaces(request: pytest.FixtureRequest, istio: IstioInstallation,
         return name
 
     yield create
+    for name in made:
+        record_proxies(request.config, _namespaces.kube, name)
     if _should_remove(request, istio_settings):
         for name in reversed(made):
             with _clear_errors():
@@ -232,6 +248,7 @@ def _deployed(request: pytest.FixtureRequest, cluster: ClusterSession, namespace
     with _clear_errors():
         app.deploy()
     yield app
+    record_proxies(request.config, cluster.kube, namespace)
     if _should_remove(request, settings):
         app.applier.cleanup()
 

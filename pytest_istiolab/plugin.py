@@ -14,7 +14,7 @@ from pytest_istiolab.cluster.providers.kind import handle_from_json, handle_to_j
 from pytest_istiolab.deploy import inspect_cluster
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import resolve_istioctl
-from pytest_istiolab.report import conformance, reporting
+from pytest_istiolab.report import conformance, recording, reporting
 from pytest_istiolab.settings import Settings, from_lookup
 
 pytest_plugins = ["pytest_istiolab.fixtures"]
@@ -22,6 +22,7 @@ pytest_plugins = ["pytest_istiolab.fixtures"]
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SHARED_PROVIDER_KEY = pytest.StashKey[ClusterProvider]()
 SHARED_HANDLE_KEY = pytest.StashKey[ClusterHandle]()
+RECORDER_KEY = pytest.StashKey[recording.Recorder]()
 HANDLE_INPUT = "istiolab_cluster_handle"
 RUN_ID_INPUT = "istiolab_run_id"  # the controller's run id, the same on every xdist worker
 
@@ -51,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if not _is_worker(config):
             config.pluginmanager.register(conformance.Collector(config), "istiolab-conformance")
             _check_report_target(config)
+            config.stash[RECORDER_KEY] = recording.configure(config, settings)
         if not _is_worker(config):
             _html_environment(config, settings)
             _CONFIG[:] = [config]
@@ -282,14 +284,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     count of catalogue checks passed."""
     reporting.write_warnings(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
-    target = _report_target(config)
-    if target and settings is not None and not _is_worker(config):
-        header = {"istio_version": settings.version, "profile": settings.profile,
-                  "cluster": settings.cluster, "context": settings.context,
-                  "seed": settings.seed if settings.cluster == "embedded" else None,
-                  "exit_status": int(exitstatus)}
-        conformance.write_json(Path(target), config, header)
-        terminalreporter.write_line(f"istiolab conformance report: {target}")
+    recorder = config.stash.get(RECORDER_KEY, None)
+    if recorder is not None:
+        recorder.write_terminal(terminalreporter)
     if settings is not None and not _is_worker(config):
         session = config.stash.get(reporting.SESSION_KEY, None)
         handle = config.stash.get(SHARED_HANDLE_KEY, None) or (session.handle if session else None)

@@ -2,16 +2,13 @@
 
 Works under xdist: workers attach the lab number and check IDs to each report's
 ``user_properties`` (which also land in JUnit XML), and the controller tallies the reports.
-The JSON file (``--istio-conformance-report``) is meant to be diffed between nightly runs and
-before/after an upgrade.
+The JSON report (``--istio-conformance-report``) is ``runreport``'s, written by ``recording``.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,12 +168,3 @@ def compress(ids: list[str]) -> str:
 
 _KIND = "C"
 
-
-def write_json(path: Path, config: pytest.Config, header: dict[str, Any]) -> None:
-    tally = config.stash.get(TALLY_KEY, None) or Tally()
-    labs = {str(lab): {"status": tally.status(lab), **dict(tally.labs[lab]),
-                       "checks": {check: tally.checks[check]
-                                  for check in sorted(tally.check_lab)
-                                  if tally.check_lab[check] == lab}}
-            for lab in sorted(tally.labs)}
-    path.write_text(json.dumps({**header, "labs": labs}, indent=2) + "\n")

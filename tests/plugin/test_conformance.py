@@ -57,8 +57,11 @@ def test_summary_and_json_report(pytester, xdist):
         "1 of 120 catalogue checks passed") + 1]
     assert after.startswith("="), f"the count ends the istiolab summary, then came {after!r}"
     data = json.loads(report.read_text())
-    assert (data["profile"], data["istio_version"], data["cluster"]) == ("default", "1.26.0",
-                                                                        "embedded")
-    assert data["labs"]["1"]["checks"] == {"L1-C05": "passed", "L1-C06": "failed"}
-    assert data["labs"]["2"]["checks"] == {"L2-C01": "skipped", "L2-C02": "skipped"}
+    run = data["run"]
+    assert (run["profile"], run["requested_version"], run["cluster"]) == ("default", "1.26.0",
+                                                                         "embedded")
+    statuses = {check: entry["status"] for check, entry in data["checks"].items()}
+    assert {k: statuses[k] for k in ("L1-C05", "L1-C06", "L2-C01", "L2-C02")} == {
+        "L1-C05": "passed", "L1-C06": "failed", "L2-C01": "skipped", "L2-C02": "skipped"}
     assert data["labs"]["2"]["status"] == "PARTIAL"
+    assert data["labs"]["1"]["status"] == "FAILURE"
