@@ -43,7 +43,7 @@ import pytest
 
 from pytest_istiolab import waiting
 from pytest_istiolab.kube import Applier, manifests
-from pytest_istiolab.traffic.tls import HttpsResult, https_get
+from pytest_istiolab.traffic import HttpsResult, https_get
 
 pytestmark = [pytest.mark.lab(6), pytest.mark.requires("ingress-gateway")]
 
