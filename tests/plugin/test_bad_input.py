@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
@@ -66,14 +64,13 @@ def test_existing_cluster_unreachable_fails_fast_naming_the_context(pytester):
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "prod-mesh", "context": {"cluster": "c", "user": "u"}}]}))
     pytester.makepyfile("def test_x(cluster):\n    pass\n")
-    started = time.monotonic()
+    # A hang guard, not a speed goal (those are the benchmark's): the pre-flight check is bounded
+    # by its own named timeout, and the message says the connection was refused, not timed out.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--istio-cluster=existing",
                                            "--istio-context=prod-mesh",
-                                           f"--istio-kubeconfig={kubeconfig}")
-    elapsed = time.monotonic() - started
+                                           f"--istio-kubeconfig={kubeconfig}", timeout=300)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert elapsed < 10 + 5  # 10 s budget for the check, plus interpreter start-up
-    result.stderr.fnmatch_lines(["*prod-mesh*"])
+    result.stderr.fnmatch_lines(["*prod-mesh*connection refused*"])
     assert "Traceback" not in result.stderr.str()
 
 
