@@ -5,8 +5,9 @@ whose mesh model has two behaviours broken by a tiny plugin:
 
 * every sidecar ignores the DestinationRule's connection pool (``Lane.configure`` keeps
   Istio's unlimited defaults): fortio never gets a 503, so the Lab 4.2 trips, the overflow
-  access-log check and the overflow counter check fail, while the rule's content and the
-  single request still pass;
+  access-log check and the overflow counter check fail, and so do the companion checks of
+  ``maxConnections`` (L4.2-X01) and outlier detection (L4.2-X02, its ejection is part of the
+  pool), while the rule's content and the single request still pass;
 * the router never sends mirror copies: the Lab 5.2 mirror rule never takes effect, so its
   three C03/C04 tests fail (in their ``mirroring`` set-up) while C01/C02 still pass.
 
@@ -48,6 +49,7 @@ def pytest_unconfigure(config):
 RED = {"test_two_connections_trip_the_breaker", "test_three_connections_trip_the_breaker",
        "test_every_refused_call_is_an_envoy_overflow_in_the_client_sidecar_log",
        "test_the_client_sidecar_counts_the_overflows",
+       "test_the_connection_limit_overflows", "test_a_5xx_ejects_httpbin_then_no_healthy_upstream",
        "test_with_the_mirror_the_client_still_gets_v1s_answer",
        "test_every_request_is_mirrored_to_v2_with_the_shadow_authority",
        "test_v2s_sidecar_receives_the_copy_for_httpbin_shadow"}
