@@ -7,6 +7,7 @@ parameters) to fail, and the rest of the module to pass.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,37 @@ def test_security_checks_go_red_when_the_model_breaks(pytester, breaker, module,
               for line in result.outlines if line.startswith("FAILED ")}
     assert failed == expected
     assert result.parseoutcomes().get("passed", 0) > 0, "the rest of the lab must still pass"
+
+
+RECORD_RESTORE = """
+import json, os
+from pytest_istiolab.deploy import meshwide
+def _record(config):
+    original = meshwide.MeshWide.restore
+    def restore(self):
+        kube = self.session.kube
+        before = [p["metadata"]["name"] for p in
+                  kube.list("security.istio.io/v1beta1", "PeerAuthentication", "istio-system")]
+        original(self)
+        after = [p["metadata"]["name"] for p in
+                 kube.list("security.istio.io/v1beta1", "PeerAuthentication", "istio-system")]
+        with open(os.environ["ISTIOLAB_RESTORE_RECORD"], "w") as f:
+            json.dump({"before": before, "after": after}, f)
+    _patch.setattr(meshwide.MeshWide, "restore", restore)
+"""
+
+
+def test_mesh_wide_strict_is_restored_after_a_failing_test(pytester, monkeypatch, tmp_path):
+    """The mesh-wide PeerAuthentication the lab applied is gone again after the module, also
+    when a test under STRICT failed (the fresh embedded mesh had none before)."""
+    record = tmp_path / "restore.json"
+    monkeypatch.setenv("ISTIOLAB_RESTORE_RECORD", str(record))
+    pytester.makepyfile(break_and_record=PATCHING + BREAKERS["strict_ignored"] + RECORD_RESTORE
+                        + "\n_break = pytest_configure\n"
+                        "def pytest_configure(config):\n    _break(config)\n    _record(config)\n")
+    result = pytester.runpytest_subprocess(
+        str(LABS / "test_lab07_mtls.py"), "-p", "break_and_record", "-p", "no:cacheprovider",
+        "-q", "-k", "strict-sleep.legacy-to-httpbin.foo", "--istio-seed=7")
+    assert result.parseoutcomes().get("failed") == 1, result.outlines[-5:]
+    seen = json.loads(record.read_text())
+    assert seen == {"before": ["default"], "after": []}
