@@ -126,7 +126,8 @@ class Probe:
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:  # type: ignore[union-attr]
@@ -146,12 +147,13 @@ class Probe:
     def finish(self, sig: int | None = None) -> tuple[int, str]:
         if sig is not None:
             self.proc.send_signal(sig)
-        try:
-            out, _ = self.proc.communicate(timeout=LIMIT)
+        try:  # not communicate(): it would read stderr too, racing the reader thread
+            self.proc.wait(timeout=LIMIT)  # stdout is a short summary: the pipe never fills
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
-        return self.proc.returncode, out
+        self.reader.join(LIMIT)  # every stderr line read (the pipe is closed at exit)
+        return self.proc.returncode, self.proc.stdout.read()  # type: ignore[union-attr]
 
 
 def probe_namespaces(session: ClusterSession) -> list[str]:
