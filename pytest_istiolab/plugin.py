@@ -183,7 +183,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """On the controller: the cluster's versions a worker found go to pytest-html's table."""
     for name, value in report.user_properties:
         if name == ENV_PROPERTY and _CONFIG:
-            _found_environment(_CONFIG[0], dict(value))  # type: ignore[arg-type]
+            _found_environment(_CONFIG[0], dict(value))  # type: ignore[call-overload]
 
 
 _CONFIG: list[pytest.Config] = []

@@ -90,7 +90,8 @@ class Recorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.target is None and self.baseline is None:
             return
-        found = dict(self.config.stash.get(FOUND_KEY, {}))
+        stored = self.config.stash.get(FOUND_KEY, {})
+        found = dict(stored)
         pods = found.pop(PROXY_PODS, None)
         if pods is not None:
             found["proxies"] = summarize_proxies(pods)

@@ -62,8 +62,8 @@ def python_httpbin(request: Request, seen_from: Peer, noise: MeshState,
     if status_match:
         return AppResponse(int(status_match.group(1)), _base("text/html; charset=utf-8", 0))
     if _delay_of(path) is not None:
-        body = request.body.decode("utf-8", "replace")
-        return _json({"args": dict(request.query), "data": body, "files": {}, "form": {},
+        data = request.body.decode("utf-8", "replace")
+        return _json({"args": dict(request.query), "data": data, "files": {}, "form": {},
                       "headers": shown, "origin": origin, "url": url})
     body = (b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<title>404 Not Found"
             b"</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server."
