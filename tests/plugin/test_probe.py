@@ -142,6 +142,9 @@ class Probe:
         eventually(seen, timeout=LIMIT, interval=0.1, description=f"probe prints {text!r}")
 
     def latest(self) -> dict:
+        """The report as last written (an AssertionError, which ``eventually`` retries, until
+        the probe's first progress line has written it)."""
+        assert self.report.exists(), f"the probe has not written {self.report.name} yet"
         return json.loads(self.report.read_text())
 
     def finish(self, sig: int | None = None) -> tuple[int, str]:
