@@ -201,7 +201,7 @@ def _found_environment(config: pytest.Config, found: dict[str, str]) -> None:
 
 def _check_report_target(config: pytest.Config) -> None:
     """``--istio-conformance-report``'s file must be writable before tests run, not after."""
-    target = _report_target(config)
+    target = recording.option(config, c.OPT_CONFORMANCE_REPORT)
     if not target:
         return
     path = Path(target).expanduser()
@@ -214,12 +214,6 @@ def _check_report_target(config: pytest.Config) -> None:
                             "not exist", fix)
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise IstioLabError(f"{c.OPT_CONFORMANCE_REPORT.flag}={target}: not writable", fix)
-
-
-def _report_target(config: pytest.Config) -> str | None:
-    return (config.getoption(c.OPT_CONFORMANCE_REPORT.dest, None)
-            or config.getini(c.OPT_CONFORMANCE_REPORT.ini)
-            or os.environ.get(c.OPT_CONFORMANCE_REPORT.env) or None)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
