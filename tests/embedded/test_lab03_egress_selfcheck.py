@@ -64,7 +64,7 @@ def test_egress_checks_go_red_when_the_mesh_breaks(pytester):
     result = pytester.runpytest_subprocess(str(MODULE), "-p", "break_egress", "-k", SELECTION,
                                            "-p", "no:cacheprovider", "-q", "-rfE",
                                            "--istio-seed=7")
-    red = {line.split("::")[-1].split(" ")[0] for line in result.outlines
+    red = {line.split(" ", 2)[1].split("::")[-1] for line in result.outlines
            if line.startswith(("FAILED ", "ERROR "))}
     assert red == RED, result.stdout.str()[-3000:]
     assert result.parseoutcomes().get("passed") == 2, "the neighbours must still pass"

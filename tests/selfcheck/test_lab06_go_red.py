@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from selfcheck_testkit import failed_test_names
 
 MODULE = Path(__file__).resolve().parent.parent / "labs" / "test_lab06_tls_ingress.py"
 
@@ -42,7 +43,6 @@ def test_lab6_checks_go_red_when_tls_breaks(pytester, fault, expected):
     pytester.makepyfile(**{name: BREAKER.format(fault=fault)})
     result = pytester.runpytest_subprocess(str(MODULE), "-p", name, "-p", "no:cacheprovider",
                                            "-q", "-rfE", "--istio-seed=7")
-    failed = {line.split("::")[-1].split("[")[0].split(" ")[0]
-              for line in result.outlines if line.startswith(("FAILED ", "ERROR "))}
+    failed = failed_test_names(result.outlines)
     assert failed == expected, "\n".join(result.outlines[-30:])
     assert result.parseoutcomes().get("passed", 0) > 0, "the rest of the lab must still pass"

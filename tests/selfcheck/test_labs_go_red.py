@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from selfcheck_testkit import failed_test_names
 
 LABS = Path(__file__).resolve().parent.parent / "labs"
 
@@ -62,8 +63,7 @@ def test_lab_checks_go_red_when_the_mesh_breaks(pytester, breaker, module, expec
     result = pytester.runpytest_subprocess(str(LABS / module), "-p", f"break_{breaker}",
                                            "-p", "no:cacheprovider", "-q", "-rf",
                                            "--istio-seed=7")
-    failed = {line.split("::")[-1].split("[")[0].split(" ")[0]
-              for line in result.outlines if line.startswith("FAILED ")}
+    failed = failed_test_names(result.outlines, ("FAILED ",))
     if expected is None:
         assert {"test_pod_runs_with_its_sidecar_2_of_2",
                 "test_productpage_has_init_app_and_proxy_containers"} <= failed
