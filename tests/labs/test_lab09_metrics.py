@@ -27,9 +27,6 @@ Deviations (catalogue appendix D):
 
 from __future__ import annotations
 
-import logging
-import time
-
 import httpx
 import pytest
 
@@ -40,12 +37,11 @@ from pytest_istiolab.observability import (
     PortTaken,
     Prometheus,
     PrometheusError,
+    drive_load,
 )
 from pytest_istiolab.waiting import eventually
 
 pytestmark = [pytest.mark.lab(9), pytest.mark.requires("ingress-gateway")]
-log = logging.getLogger(__name__)
-
 LOAD_REQUESTS = 120
 ISTIO_NS = "istio-system"
 # (source app, destination service) of every Bookinfo edge the load drives
@@ -97,21 +93,10 @@ def prom(ports, cluster):
 @pytest.fixture(scope="module")
 def load(bookinfo, ingress, cluster, request):
     """``while true; do curl http://$GATEWAY_URL/productpage; done``, bounded (D-33)."""
-    verbose = request.config.get_verbosity() > 0
-    codes: dict[int, int] = {}
-    deadline = time.monotonic() + cluster.timeouts.eventually * 6
-    for i in range(LOAD_REQUESTS):
-        if time.monotonic() > deadline:
-            break
-        try:
-            status = ingress.get("/productpage").status_code
-        except Exception as exc:  # noqa: BLE001 - counted and reported, the loop goes on
-            log.warning("load request %d: %s", i, exc)
-            status = 0
-        codes[status] = codes.get(status, 0) + 1
-        if verbose and (i + 1) % 20 == 0:
-            log.warning("Lab 9.2 load: %d/%d requests, codes %s", i + 1, LOAD_REQUESTS, codes)
-    return codes
+    every = 20 if request.config.get_verbosity() > 0 else 0
+    return drive_load(lambda: ingress.get("/productpage").status_code, LOAD_REQUESTS,
+                      cluster.timeouts.eventually * 6, progress_every=every,
+                      name="Lab 9.2 load").codes
 
 
 def _poll(check, cluster, description, timeout=None):
