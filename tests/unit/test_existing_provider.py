@@ -77,14 +77,36 @@ def closed_port() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+class SilentServer(str):
+    """The URL of a listener that accepts connections and never answers; ``connections``
+    counts the ones it accepted (how many attempts the client made)."""
+
+    connections: list[socket.socket]
+
+
 @pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts connections (kernel backlog) and never answers."""
+def silent_server() -> Iterator[SilentServer]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = SilentServer(f"http://127.0.0.1:{sock.getsockname()[1]}")
+    url.connections = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            url.connections.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield url
     sock.close()
+    for conn in url.connections:
+        conn.close()
+    thread.join(timeout=5)
 
 
 # ----------------------------------------------------------------------- success
@@ -151,10 +173,8 @@ def test_context_without_usable_credentials_is_a_usage_error(tmp_path: Path) -> 
 def test_closed_port_is_a_cluster_error_naming_context_server_and_fix(
         closed_port: str, tmp_path: Path) -> None:
     path = kubeconfig(tmp_path / "kc", {"dev": closed_port})
-    started = time.monotonic()
     with pytest.raises(ClusterError) as err:
         ExistingProvider("dev", path).start()
-    assert time.monotonic() - started < 3
     assert str(err.value) == (
         f"the API server of context 'dev' ({closed_port}) is not usable: connection refused\n"
         "  fix: check that the cluster runs and is reachable from here (VPN, proxy, firewall): "
@@ -162,20 +182,20 @@ def test_closed_port_is_a_cluster_error_naming_context_server_and_fix(
 
 
 def test_silent_server_fails_after_the_read_timeout_without_retries(
-        silent_server: str, tmp_path: Path) -> None:
-    path = kubeconfig(tmp_path / "kc", {"dev": silent_server})
-    started = time.monotonic()
+        silent_server: SilentServer, tmp_path: Path) -> None:
+    path = kubeconfig(tmp_path / "kc", {"dev": str(silent_server)})
     with pytest.raises(ClusterError, match="no answer in time"):
         ExistingProvider("dev", path, read_timeout=0.5).start()
-    assert time.monotonic() - started < 1.5          # one attempt, not four
+    assert len(silent_server.connections) == 1      # one attempt, not the client's four
 
 
 def test_hard_deadline_bounds_the_whole_check(silent_server: str, tmp_path: Path) -> None:
-    path = kubeconfig(tmp_path / "kc", {"dev": silent_server})
+    path = kubeconfig(tmp_path / "kc", {"dev": str(silent_server)})
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"not usable: no answer within 1 s"):
         ExistingProvider("dev", path, read_timeout=30, deadline=1.0).start()
-    assert time.monotonic() - started < 2
+    # the deadline, not the 30 s read timeout, ended it (a wide margin, not a speed goal)
+    assert time.monotonic() - started < 15
 
 
 def test_default_timeouts_fit_in_ten_seconds() -> None:

@@ -79,25 +79,28 @@ def _assert_unreachable(kube: Kube, server: str, limit: float) -> None:
     message = str(info.value)
     assert f"cannot reach the Kubernetes API server {server} (context lab)" in message
     assert "kubectl --context lab version" in message
+    # A relation with a wide margin, not a speed goal: an unbounded ping hangs for good
+    # (or for the kubernetes client's own minutes-long default), a bounded one ends well
+    # inside ``limit`` even on a loaded 2-core machine.
     assert elapsed < limit, f"ping took {elapsed:.1f} s"
 
 
 def test_ping_refused_connection_fails_fast(tmp_path: Path) -> None:
     server = f"http://127.0.0.1:{closed_port()}"
     kube = Kube(write_kubeconfig(tmp_path / "kc", server), timeouts=FAST)
-    _assert_unreachable(kube, server, 1.0)
+    _assert_unreachable(kube, server, 10 * FAST.api_request)
 
 
 def test_ping_silent_server_fails_within_the_request_timeout(tmp_path: Path,
                                                              silent_server: str) -> None:
     kube = Kube(write_kubeconfig(tmp_path / "kc", silent_server), "lab", FAST)
-    _assert_unreachable(kube, silent_server, FAST.api_request + 0.5)
+    _assert_unreachable(kube, silent_server, 10 * FAST.api_request)
 
 
 def test_ping_blackholed_connect_fails_within_the_request_timeout(
         tmp_path: Path, blackhole_server: str) -> None:
     kube = Kube(write_kubeconfig(tmp_path / "kc", blackhole_server), "lab", FAST)
-    _assert_unreachable(kube, blackhole_server, FAST.api_request + 0.5)
+    _assert_unreachable(kube, blackhole_server, 10 * FAST.api_request)
 
 
 def test_discovery_on_a_silent_server_is_bounded_too(tmp_path: Path, silent_server: str) -> None:
@@ -105,7 +108,7 @@ def test_discovery_on_a_silent_server_is_bounded_too(tmp_path: Path, silent_serv
     started = time.monotonic()
     with pytest.raises(ClusterError, match="cannot reach"):
         kube.get("v1", "Pod", "x", "default")
-    assert time.monotonic() - started < 3 * FAST.api_request
+    assert time.monotonic() - started < 10 * FAST.api_request
 
 
 def test_server_and_context_names(tmp_path: Path) -> None:
