@@ -38,7 +38,7 @@ class EmbeddedCluster:
         from .api import ApiServer
         from .controllers import Controllers, bootstrap
         from .listeners import ListenerManager
-        from .tools import run_in_container
+        from .tools import reads_stdin, run_in_container
 
         bootstrap(self.runtime)
         controllers = Controllers(self.runtime)
@@ -47,7 +47,8 @@ class EmbeddedCluster:
         listeners = ListenerManager(self.runtime)
         listeners.start()
         self._parts.append(listeners)
-        server = ApiServer(self.runtime, exec_handler=run_in_container, port=self._port)
+        server = ApiServer(self.runtime, exec_handler=run_in_container, port=self._port,
+                           reads_stdin=reads_stdin)
         self.url = server.start()
         self._parts.append(server)
         self._write_kubeconfig()

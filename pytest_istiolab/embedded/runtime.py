@@ -23,11 +23,30 @@ CLUSTER_DOMAIN = "cluster.local"
 
 @dataclass
 class ExecResult:
-    """What a command run in a container produced."""
+    """What a command run in a container produced.
+
+    ``order`` keeps the writes as the command made them (``(1, bytes)`` for stdout,
+    ``(2, bytes)`` for stderr), so that an exec with a tty, or a ``2>&1`` capture, sees them
+    interleaved as a real process writes them; without it, stdout comes before stderr.
+    """
 
     exit_code: int
     stdout: bytes = b""
     stderr: bytes = b""
+    order: tuple[tuple[int, bytes], ...] = ()
+
+    @classmethod
+    def written(cls, exit_code: int, writes: list[tuple[int, bytes]]) -> ExecResult:
+        kept = tuple((fd, data) for fd, data in writes if data)
+        out = b"".join(data for fd, data in kept if fd == 1)
+        err = b"".join(data for fd, data in kept if fd == 2)
+        return cls(exit_code, out, err, kept)
+
+    def writes(self) -> list[tuple[int, bytes]]:
+        """The writes in the order the command made them."""
+        if self.order:
+            return list(self.order)
+        return [(fd, data) for fd, data in ((1, self.stdout), (2, self.stderr)) if data]
 
 
 class VirtualClock:

@@ -195,10 +195,10 @@ def test_v4_stdin_ends_after_a_quiet_spell(api: Api, monkeypatch: pytest.MonkeyP
     assert frames[0] == b"\x01abc" and json.loads(frames[1][1:])["status"] == "Success"
 
 
-def test_tty_folds_stderr_into_stdout(api: Api) -> None:
+def test_tty_folds_stderr_into_stdout_with_the_terminals_crlf(api: Api) -> None:
     api.add_pod("p")
     ws = _raw_ws(api, "command=fail&command=x&stdout=true&tty=true", "v5.channel.k8s.io")
-    assert _frames(ws)[0] == b"\x01x\n"
+    assert _frames(ws)[0] == b"\x01x\r\n"
 
 
 def test_stop_does_not_wait_for_a_running_command(api: Api) -> None:

@@ -19,6 +19,13 @@ from ..runtime import ExecResult, Runtime
 from ..store import Store
 
 ExecHandler = Callable[[Runtime, dict, str, list[str], bytes], ExecResult]
+StdinReader = Callable[[list[str]], bool]
+
+
+def always_reads_stdin(argv: list[str]) -> bool:
+    return True
+
+
 T = TypeVar("T")
 CTX_KEY: web.AppKey[ApiContext] = web.AppKey("istiolab_api_context")
 
@@ -29,6 +36,7 @@ class ApiContext:
     exec_handler: ExecHandler
     loop: asyncio.AbstractEventLoop
     workers: ThreadPoolExecutor
+    reads_stdin: StdinReader = always_reads_stdin  # does this argv read stdin before it ends?
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     # server-side apply: what each field manager last applied, keyed by object uid

@@ -18,7 +18,7 @@ from aiohttp import web
 from ..runtime import Runtime
 from ..store import StoreError
 from . import access, discovery, openapi, rest
-from .context import CTX_KEY, ApiContext, ExecHandler
+from .context import CTX_KEY, ApiContext, ExecHandler, StdinReader, always_reads_stdin
 from .responses import internal_error, status_response
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,10 @@ def build_app(ctx: ApiContext) -> web.Application:
 class ApiServer:
     """A Kubernetes API server for one embedded cluster."""
 
-    def __init__(self, runtime: Runtime, exec_handler: ExecHandler, port: int = 0) -> None:
+    def __init__(self, runtime: Runtime, exec_handler: ExecHandler, port: int = 0,
+                 reads_stdin: StdinReader = always_reads_stdin) -> None:
         self.runtime = runtime
-        self.exec_handler = exec_handler
+        self.exec_handler, self.reads_stdin = exec_handler, reads_stdin
         self.port = port
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,7 +125,8 @@ class ApiServer:
 
     async def _listen(self) -> None:
         assert self._loop is not None
-        self._ctx = ApiContext(self.runtime, self.exec_handler, self._loop, self._workers)
+        self._ctx = ApiContext(self.runtime, self.exec_handler, self._loop, self._workers,
+                               self.reads_stdin)
         self._runner = web.AppRunner(build_app(self._ctx), handle_signals=False,
                                      access_log=None, shutdown_timeout=1.0,
                                      handler_cancellation=True)

@@ -2,11 +2,14 @@
 
 Before the upgrade the request is checked like kube-apiserver checks it, and failures are
 plain HTTP errors (a websocket client sees ``Handshake status 404``): missing pod 404,
-unknown container 400, pod not running 400. The command then gets its stdin (channel 0,
-read until the client closes channel 0 with ``[255, 0]`` on v5 or the socket ends), runs
-in a worker thread through the exec handler, and its stdout (channel 1) and stderr
-(channel 2, folded into 1 with ``tty``) are sent before the channel 3 status
-(``Success``, or ``Failure``/``NonZeroExitCode`` with the exit code as the first cause).
+unknown container 400, pod not running 400. A command that reads stdin (the context's
+``reads_stdin``) gets it first (channel 0, read until the client closes channel 0 with
+``[255, 0]`` on v5 or the socket ends); any other command runs at once, so ``kubectl exec
+-it POD -- curl ...`` from a terminal does not wait for the terminal to close. It runs in a
+worker thread through the exec handler, and its writes go out in the order it made them,
+stdout on channel 1 and stderr on channel 2 (both on 1, with CRLF line ends, under ``tty``),
+before the channel 3 status (``Success``, or ``Failure``/``NonZeroExitCode`` with the exit
+code as the first cause).
 
 Not modelled: interactive streaming (stdin is collected before the command runs), resize
 (channel 4 frames are ignored), SPDY (``kubectl`` < 1.30), and end of stdin on v4, which
@@ -72,7 +75,7 @@ async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
 async def _session(ws: web.WebSocketResponse, request: web.Request, ctx: ApiContext, pod: Obj,
                    container: str, argv: list[str]) -> None:
     stdin = b""
-    if flag(request, "stdin"):
+    if flag(request, "stdin") and ctx.reads_stdin(argv):
         got = await ctx.until_closing(_read_stdin(ws, ws.ws_protocol == V5), STDIN_MAX_SECONDS)
         if got is None or ws.closed:
             return
@@ -80,12 +83,29 @@ async def _session(ws: web.WebSocketResponse, request: web.Request, ctx: ApiCont
     result = await ctx.until_closing(_run(ctx, pod, container, argv, stdin), EXEC_MAX_SECONDS)
     if result is None or ws.closed:
         return
-    tty = flag(request, "tty")
-    if flag(request, "stdout") and result.stdout:
-        await ws.send_bytes(bytes([STDOUT]) + result.stdout)
-    if result.stderr and (tty or flag(request, "stderr")):
-        await ws.send_bytes(bytes([STDOUT if tty else STDERR]) + result.stderr)
+    for channel, data in output_frames(result, tty=flag(request, "tty"),
+                                       stdout=flag(request, "stdout"),
+                                       stderr=flag(request, "stderr")):
+        await ws.send_bytes(bytes([channel]) + data)
     await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(argv, result.exit_code)).encode())
+
+
+def output_frames(result: ExecResult, *, tty: bool, stdout: bool, stderr: bool
+                  ) -> list[tuple[int, bytes]]:
+    """The command's writes as channel frames, in the order it wrote them.
+
+    With a tty both streams are the terminal (channel 1), and the terminal's ``onlcr`` turns
+    each ``\\n`` into ``\\r\\n`` as a container's pty does.
+    """
+    frames: list[tuple[int, bytes]] = []
+    for fd, data in result.writes():
+        if tty:
+            frames.append((STDOUT, data.replace(b"\n", b"\r\n")))
+        elif fd == 1 and stdout:
+            frames.append((STDOUT, data))
+        elif fd == 2 and stderr:
+            frames.append((STDERR, data))
+    return frames
 
 
 async def _run(ctx: ApiContext, pod: Obj, container: str, argv: list[str], stdin: bytes

@@ -11,6 +11,10 @@ simple command (no pipes, redirections, ``;``/``&&`` lists or substitutions: wit
 A command the image does not ship fails as the container runtime reports it (exit 126);
 a command the embedded cluster does not model fails with exit 127 and lists what is.
 Not yet: ``openssl``, ``nslookup``.
+
+:func:`reads_stdin` tells the API server whether a command reads its stdin (``cat`` without
+files or with ``-``, curl with ``@-`` data): only those wait for the client to close stdin, so
+``kubectl exec -it POD -- curl ...`` from a terminal answers at once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,35 @@ def run_in_container(runtime: Runtime, pod: Obj, container: str, argv: list[str]
     if command in ("sh", "bash") and not _has_shell(image):
         return _not_in_image(argv[0])
     return _command(runtime, pod, container, image, argv, stdin)
+
+
+def reads_stdin(argv: list[str]) -> bool:
+    """Whether ``argv`` reads stdin before it ends (so its exec must wait for stdin)."""
+    if not argv:
+        return False
+    command = argv[0].rsplit("/", 1)[-1]
+    if command in ("sh", "bash") and len(argv) >= 3 and argv[1] == "-c":
+        try:
+            return reads_stdin(shlex.split(argv[2]))
+        except ValueError:
+            return False
+    if command == "cat":
+        return not argv[1:] or "-" in argv[1:]
+    if command == "curl":
+        from .curl_args import UsageError, parse
+
+        try:
+            opts = parse(argv[1:])
+        except UsageError:
+            return False
+        return any(_reads_stdin_data(kind, value) for kind, value in opts.data)
+    return False
+
+
+def _reads_stdin_data(kind: str, value: str) -> bool:
+    if kind == "data_urlencode":  # "@-" or "name@-"
+        return value.endswith("@-") and "=" not in value.partition("@")[0]
+    return kind != "data_raw" and value == "@-"
 
 
 def _command(runtime: Runtime, pod: Obj, container: str, image: str, argv: list[str],
@@ -135,4 +168,4 @@ def _not_in_image(command: str) -> ExecResult:
     return ExecResult(126, b"", message.encode())
 
 
-__all__ = ["run_in_container"]
+__all__ = ["reads_stdin", "run_in_container"]

@@ -53,7 +53,7 @@ class Curl:
         self.runtime, self.pod, self.container = runtime, pod, container
         self.version, self.stdin = version, stdin
         self.files: ContainerFiles = files_of(runtime, pod, container)
-        self.out, self.err = bytearray(), bytearray()
+        self.writes: list[tuple[int, bytes]] = []  # (1 stdout | 2 stderr, data) in order
         self.jar = CookieJar()
 
     def run(self, argv: list[str]) -> ExecResult:
@@ -70,7 +70,7 @@ class Curl:
             code = transfer.exit_code
         if opts.cookie_jar:
             self.files.write(opts.cookie_jar, self.jar.dump().encode())
-        return ExecResult(code, bytes(self.out), bytes(self.err))
+        return ExecResult.written(code, self.writes)
 
     # --------------------------------------------------------------- transfer
     def transfer(self, opts: CurlOptions, raw_url: str) -> Transfer:
@@ -94,7 +94,7 @@ class Curl:
                 t.exit_code, t.error = 47, error_text(47, max=limit)
                 return t
             if opts.verbose:
-                self.err += (verbose_request(t, r.remote_ip) + verbose_response(t)).encode()
+                self.stderr((verbose_request(t, r.remote_ip) + verbose_response(t)).encode())
             redirects, elapsed = redirects + 1, t.total
             url = urljoin(t.url, location)
             if r.status in (301, 302, 303) and method == "POST" and not opts.method:
@@ -209,8 +209,8 @@ class Curl:
             return self.stdin
         content = self.files.read(name)
         if content is None:
-            self.err += f"Warning: Couldn't read data from file \"{name}\", this makes an " \
-                        "empty POST.\n".encode()
+            self.stderr(f"Warning: Couldn't read data from file \"{name}\", this makes an "
+                        "empty POST.\n".encode())
             return b""
         return content
 
@@ -235,13 +235,19 @@ class Curl:
         return "; ".join(c for c in (literal, stored) if c) or None
 
     # ------------------------------------------------------------------ output
+    def stdout(self, data: bytes) -> None:
+        self.writes.append((1, data))
+
+    def stderr(self, data: bytes) -> None:
+        self.writes.append((2, data))
+
     def _emit(self, opts: CurlOptions, t: Transfer, output: str | None) -> None:
         r = t.response
         if opts.verbose and r is not None:
-            self.err += verbose_request(t, r.remote_ip or "").encode()
-            self.err += verbose_response(t).encode()
+            self.stderr(verbose_request(t, r.remote_ip or "").encode())
+            self.stderr(verbose_response(t).encode())
         if not opts.silent and not opts.no_progress:
-            self.err += progress_meter(t).encode()
+            self.stderr(progress_meter(t).encode())
         content = b""
         if r is not None and r.failure is None and (t.exit_code != 22 or opts.fail_with_body):
             if opts.dump_header:
@@ -252,18 +258,18 @@ class Curl:
             if t.exit_code in (0, 22) or content:
                 self._write(output, content)
         else:
-            self.out += content
+            self.stdout(content)
         if t.exit_code and (not opts.silent or opts.show_error):
-            self.err += f"curl: ({t.exit_code}) {t.error}\n".encode()
+            self.stderr(f"curl: ({t.exit_code}) {t.error}\n".encode())
         if opts.write_out is not None:
             fmt = opts.write_out
             if fmt.startswith("@"):
                 fmt = (self.files.read(fmt[1:]) or b"").decode()
-            self.out += write_out(fmt, t).encode()
+            self.stdout(write_out(fmt, t).encode())
 
     def _write(self, name: str, data: bytes) -> None:
         if name == "-":
-            self.out += data
+            self.stdout(data)
         else:
             self.files.write(name, data)
 

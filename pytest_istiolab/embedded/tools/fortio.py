@@ -229,20 +229,21 @@ class Fortio:
         return Exchange(response.status, len(head) if ok else 0, len(raw), response.end, raw)
 
     def _curl(self, opts: Options, url: str) -> ExecResult:
+        """fortio's FetchURL: headers to stderr, then the body to stdout, then the error log."""
         _, netloc, _, ip = self._target(url)
         now = self.runtime.clock.now()
         ex = self._exchange(opts, url, now, netloc, ip)
         self.runtime.clock.advance_to(ex.end)
-        level = LEVELS[str(opts.values.get("loglevel", "info")).lower()]
         attrs: dict[str, object] = {"command": "Φορτίο",
                                     "version": f"{VERSION} go1.24.2 amd64 linux"}
-        err = log_line(now, "info", "Starting", ("scli.go", 123), attrs=attrs) if level <= 2 \
-            else ""
-        head_len = ex.total_bytes - len(_body(ex.raw))
-        err += ex.raw[:head_len].decode("latin-1")
-        if ex.status != 200:
-            err += log_line(ex.end, "err", f"Error status {ex.status}", ("bincommon.go", 380))
-        return ExecResult(0 if ex.status == 200 else 1, _body(ex.raw), err.encode())
+        starting = log_line(now, "info", "Starting", ("scli.go", 123), attrs=attrs) \
+            if log_level(opts) <= LEVELS["info"] else ""
+        body = _body(ex.raw)
+        head_len = ex.total_bytes - len(body)
+        error = log_line(ex.end, "err", f"Error status {ex.status}", ("bincommon.go", 380)) \
+            if ex.status != 200 else ""
+        return ExecResult.written(0 if ex.status == 200 else 1, [
+            (2, starting.encode()), (2, ex.raw[:head_len]), (1, body), (2, error.encode())])
 
     def _load(self, opts: Options, url: str) -> ExecResult:
         plan = self._plan(opts)
@@ -267,7 +268,8 @@ class Fortio:
                 raise UsageError("Error: -json to a file is not modelled", 1,
                                  modelled_note=not_modelled("-json FILE (only -json -)"))
             out = json_result(run, meta, address).encode()
-            text += f"Successfully wrote {len(out)} bytes of Json data to stdout\n"
+            done = f"Successfully wrote {len(out)} bytes of Json data to stdout\n"
+            return ExecResult.written(0, [(2, text.encode()), (1, out), (2, done.encode())])
         return ExecResult(0, out, text.encode())
 
     def _plan(self, opts: Options) -> LoadPlan:
@@ -294,7 +296,7 @@ class Fortio:
 
     def _meta(self, opts: Options, url: str) -> LoadMeta:
         v = opts.values
-        level = LEVELS[str(v.get("loglevel", "warning" if v.get("quiet") else "info")).lower()]
+        level = log_level(opts)
         short = url.split("://", 1)[-1]
         labels = str(v.get("labels") or f"{short} , {self.pod['metadata']['name']}")
         raw = str(v.get("p", "50,75,90,99,99.9"))
@@ -305,6 +307,12 @@ class Fortio:
         return LoadMeta(url, VERSION, labels, level, "loglevel" in v, int(v.get("runid", 0)),
                         float(v.get("timeout", 3.0)), percentiles,
                         bool(v.get("log-errors", True)))
+
+
+def log_level(opts: Options) -> int:
+    """``-loglevel``, else ``-quiet``'s quieter level, else fortio's default (info)."""
+    v = opts.values
+    return LEVELS[str(v.get("loglevel", "warning" if v.get("quiet") else "info")).lower()]
 
 
 def _normalize(url: str) -> str:
