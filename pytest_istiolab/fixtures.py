@@ -26,6 +26,7 @@ from pytest_istiolab.deploy import (
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import Istioctl
 from pytest_istiolab.kube import Applier, Kube, Namespaces, lab_namespace_name, sweep_run_namespaces
+from pytest_istiolab.observability import MANUAL_NODE_PORTS, AddonPorts, LoadLoop, PortTaken
 from pytest_istiolab.report import recording, reporting
 from pytest_istiolab.security import LabCertificates
 from pytest_istiolab.settings import Settings
@@ -130,6 +131,51 @@ def addons(cluster: ClusterSession, istio: IstioInstallation,
             with lock.try_exclusive() as last:
                 if last:
                     added.cleanup()
+
+
+@pytest.fixture(scope="module")
+def addon_ports(addons: Addons, cluster: ClusterSession,
+                ingress: Ingress) -> Iterator[AddonPorts]:
+    """URLs of the addons (a port-forward to each addon's pod, as ``istioctl dashboard`` does,
+    and the node address with a NodePort); Services it exposed are put back at the end."""
+    ports = AddonPorts(cluster.kube, ingress.address.host)
+    yield ports
+    ports.close()
+
+
+@pytest.fixture(scope="module")
+def addon_node_ports(mesh_wide: MeshWide, addon_ports: AddonPorts) -> Iterator[dict]:
+    """Lab 9.2's ``kubectl patch svc ... NodePort`` block (prometheus 31120, grafana 31121,
+    tracing 31122, kiali 31123), undone at module end, before ``mesh_wide`` lets other labs
+    (which expect ClusterIP addon Services) run again. A port taken on the cluster: a skip."""
+    try:
+        try:
+            yield {name: addon_ports.expose(name) for name in MANUAL_NODE_PORTS}
+        except PortTaken as err:
+            pytest.skip(str(err))
+    finally:
+        addon_ports.restore()
+
+
+LOAD_REQUESTS = 120
+
+
+@pytest.fixture(scope="module")
+def mesh_load(bookinfo: Bookinfo, ingress: Ingress, cluster: ClusterSession,
+              request: pytest.FixtureRequest) -> Iterator[LoadLoop]:
+    """Lab 9.2's load loop (D-33: bounded): a burst of ``LOAD_REQUESTS`` (120) requests for
+    ``/productpage`` through the ingress gateway (``burst_codes``), then a slow loop on a
+    thread for the rest of the module (2 requests a second, "the load script in another
+    window"), so rate panels see traffic whatever their window; stopped at module end."""
+    loop = LoadLoop(lambda: ingress.get("/productpage").status_code,
+                    max_seconds=cluster.timeouts.scrape * 6)
+    loop.burst(LOAD_REQUESTS, cluster.timeouts.eventually * 6,
+               progress_every=20 if request.config.get_verbosity() > 0 else 0)
+    loop.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
 
 
 @pytest.fixture(scope="session")

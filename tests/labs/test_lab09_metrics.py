@@ -33,11 +33,8 @@ import pytest
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS
 from pytest_istiolab.observability import (
     MANUAL_NODE_PORTS,
-    AddonPorts,
-    PortTaken,
     Prometheus,
     PrometheusError,
-    drive_load,
 )
 from pytest_istiolab.waiting import eventually
 
@@ -59,28 +56,8 @@ ISTIO_LABELS = {  # E.2: the 25 labels of Istio's HTTP metrics
 
 
 @pytest.fixture(scope="module")
-def ports(addons, cluster, ingress):
-    ports = AddonPorts(cluster.kube, ingress.address.host)
-    yield ports
-    ports.close()
-
-
-@pytest.fixture(scope="module")
-def exposed(mesh_wide, ports):
-    """The manual's ``kubectl patch svc ... NodePort`` block, undone at module end (before
-    ``mesh_wide`` lets other labs, which expect ClusterIP addon Services, run again)."""
-    try:
-        try:
-            yield {name: ports.expose(name) for name in MANUAL_NODE_PORTS}
-        except PortTaken as err:
-            pytest.skip(str(err))
-    finally:
-        ports.restore()
-
-
-@pytest.fixture(scope="module")
-def prom(ports, cluster):
-    client = Prometheus(ports.url("prometheus"), timeout=cluster.timeouts.http)
+def prom(addon_ports, cluster):
+    client = Prometheus(addon_ports.url("prometheus"), timeout=cluster.timeouts.http)
 
     def ready():
         assert client.ready(), f"{client.base_url}/-/ready is not 200"
@@ -88,15 +65,6 @@ def prom(ports, cluster):
     _poll(ready, cluster, "Prometheus is ready", cluster.timeouts.ready)
     yield client
     client.close()
-
-
-@pytest.fixture(scope="module")
-def load(bookinfo, ingress, cluster, request):
-    """``while true; do curl http://$GATEWAY_URL/productpage; done``, bounded (D-33)."""
-    every = 20 if request.config.get_verbosity() > 0 else 0
-    return drive_load(lambda: ingress.get("/productpage").status_code, LOAD_REQUESTS,
-                      cluster.timeouts.eventually * 6, progress_every=every,
-                      name="Lab 9.2 load").codes
 
 
 def _poll(check, cluster, description, timeout=None):
@@ -108,17 +76,17 @@ def _poll(check, cluster, description, timeout=None):
 # ================================================================== exposure
 @pytest.mark.check("L9.2-C01")
 @pytest.mark.parametrize("service", list(MANUAL_NODE_PORTS))
-def test_addon_service_is_node_port_on_the_manual_port(exposed, kube, service):
+def test_addon_service_is_node_port_on_the_manual_port(addon_node_ports, kube, service):
     svc = kube.get("v1", "Service", service, ISTIO_NS)
     port = svc["spec"]["ports"][0]
     assert (svc["spec"]["type"], port["nodePort"]) == ("NodePort", MANUAL_NODE_PORTS[service][0])
 
 
 @pytest.mark.check("L9.2-C01")
-def test_prometheus_answers_on_its_node_port(exposed, prom, ports, cluster):
+def test_prometheus_answers_on_its_node_port(addon_node_ports, prom, addon_ports, cluster):
     """``http://node1:31120/`` serves this cluster's Prometheus (Grafana, Jaeger, Kiali: their
     slices). The same start time as through the port-forward proves it is the same server."""
-    url = _poll(lambda: ports.node_url("prometheus") or pytest.fail("no answer"), cluster,
+    url = _poll(lambda: addon_ports.node_url("prometheus") or pytest.fail("no answer"), cluster,
                 "the Prometheus NodePort accepts connections", cluster.timeouts.eventually)
     node = Prometheus(url, timeout=cluster.timeouts.http)
     try:
@@ -143,8 +111,8 @@ def test_ingress_gateway_has_the_http2_node_port(bookinfo, kube):
 
 
 @pytest.mark.check("L9.2-C03")
-def test_load_loop_gets_the_page(load):
-    assert load == {200: LOAD_REQUESTS}
+def test_load_loop_gets_the_page(mesh_load):
+    assert mesh_load.burst_codes == {200: LOAD_REQUESTS}
 
 
 # ================================================================== Prometheus
@@ -156,7 +124,7 @@ def _edge_series(prom, ns, source_app, service, reporter):
 @pytest.mark.check("L9.2-C04")
 @pytest.mark.parametrize("reporter", ["source", "destination"])
 @pytest.mark.parametrize("source_app,service", EDGES)
-def test_requests_total_for_every_bookinfo_edge(load, prom, bookinfo, cluster, reporter,
+def test_requests_total_for_every_bookinfo_edge(mesh_load, prom, bookinfo, cluster, reporter,
                                                 source_app, service):
     ns = bookinfo.namespace
 
@@ -189,7 +157,7 @@ def test_requests_total_for_every_bookinfo_edge(load, prom, bookinfo, cluster, r
 
 
 @pytest.mark.check("L9.2-C04")
-def test_destination_reporter_names_the_peers(load, prom, bookinfo, cluster):
+def test_destination_reporter_names_the_peers(mesh_load, prom, bookinfo, cluster):
     ns = bookinfo.namespace
 
     def found():
@@ -207,7 +175,7 @@ def test_destination_reporter_names_the_peers(load, prom, bookinfo, cluster):
 
 
 @pytest.mark.check("L9.2-C04")
-def test_request_rate_is_positive_under_load(load, prom, bookinfo, cluster):
+def test_request_rate_is_positive_under_load(mesh_load, prom, bookinfo, cluster):
     ns = bookinfo.namespace
     query = (f'sum(rate(istio_requests_total{{destination_service=~"productpage.{ns}.*", '
              f'response_code="200"}}[5m]))')
@@ -221,7 +189,7 @@ def test_request_rate_is_positive_under_load(load, prom, bookinfo, cluster):
 
 
 @pytest.mark.check("L9-X02")
-def test_request_count_matches_the_load(load, prom, bookinfo, cluster):
+def test_request_count_matches_the_load(mesh_load, prom, bookinfo, cluster):
     """Every load request is counted once at the gateway (reporter=source) — a companion
     to the rate: the counter counts requests, not a sample of them."""
     query = (f'sum(istio_requests_total{{reporter="source",source_app="istio-ingressgateway",'
@@ -237,7 +205,7 @@ def test_request_count_matches_the_load(load, prom, bookinfo, cluster):
 
 
 @pytest.mark.check("L9.2-C04")
-def test_duration_histogram_has_the_envoy_buckets(load, prom, bookinfo, cluster):
+def test_duration_histogram_has_the_envoy_buckets(mesh_load, prom, bookinfo, cluster):
     query = (f'istio_request_duration_milliseconds_bucket{{reporter="destination",'
              f'destination_service_name="details",destination_service_namespace='
              f'"{bookinfo.namespace}"}}')
@@ -251,7 +219,7 @@ def test_duration_histogram_has_the_envoy_buckets(load, prom, bookinfo, cluster)
 
 @pytest.mark.check("L9.2-C05")
 @pytest.mark.parametrize("deployment", BOOKINFO_DEPLOYMENTS)
-def test_envoy_metric_for_each_bookinfo_pod(load, prom, bookinfo, cluster, deployment):
+def test_envoy_metric_for_each_bookinfo_pod(mesh_load, prom, bookinfo, cluster, deployment):
     app, version = deployment.rsplit("-", 1)
     query = (f'envoy_cluster_upstream_cx_active{{cluster_name="xds-grpc",'
              f'namespace="{bookinfo.namespace}",app="{app}",version="{version}"}}')
@@ -277,7 +245,7 @@ def test_configuration_has_the_kubernetes_pods_job(prom):
 
 
 @pytest.mark.check("L9.2-C06")
-def test_targets_up_for_the_bookinfo_sidecars(load, prom, bookinfo, cluster):
+def test_targets_up_for_the_bookinfo_sidecars(mesh_load, prom, bookinfo, cluster):
     def up():
         pods = {t["labels"].get("pod"): t["health"] for t in prom.targets()["activeTargets"]
                 if t["scrapePool"] == "kubernetes-pods"

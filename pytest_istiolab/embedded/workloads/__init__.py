@@ -8,8 +8,8 @@ v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay
 ``/anything``, ``/post`` …, header values as JSON arrays), the Python httpbin on gunicorn
 (Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`),
 Istio's helloworld (:mod:`.helloworld`) and the public ``httpbin.org``. ``curlimages/curl``
-(sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`). Not yet:
-Grafana, Kiali, Jaeger, Loki; a pod whose image has no model refuses connections
+(sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`) and Grafana's
+(:mod:`.grafana`). Not yet: Kiali, Jaeger, Loki; a pod whose image has no model refuses connections
 on every port, and an exec into it says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
@@ -81,6 +81,7 @@ def _register_builtin() -> None:
     from . import (
         bookinfo,
         fortio_server,
+        grafana,
         helloworld,
         httpbin,
         productpage,
@@ -98,6 +99,7 @@ def _register_builtin() -> None:
     register("fortio", fortio_server.FortioServer)
     register("helloworld", helloworld.Helloworld)
     register("prometheus", prometheus.Prometheus)
+    register("grafana", grafana.Grafana)
 
 
 _register_builtin()
