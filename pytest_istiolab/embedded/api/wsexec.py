@@ -12,8 +12,9 @@ before the channel 3 status (``Success``, or ``Failure``/``NonZeroExitCode`` wit
 code as the first cause).
 
 Not modelled: interactive streaming (stdin is collected before the command runs), resize
-(channel 4 frames are ignored), SPDY (``kubectl`` < 1.30), and end of stdin on v4, which
-has no close signal: there, stdin ends after :data:`V4_STDIN_IDLE_SECONDS` without data.
+(under ``tty`` the first channel 4 frame is awaited, the rest are ignored), SPDY
+(``kubectl`` < 1.30), and end of stdin on v4, which has no close signal: there, stdin
+ends after :data:`V4_STDIN_IDLE_SECONDS` without data.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 V4_STDIN_IDLE_SECONDS = 1.0
 STDIN_MAX_SECONDS = 300.0
 EXEC_MAX_SECONDS = 600.0
+TTY_SIZE_WAIT_SECONDS = 1.0  # kubectl sends the terminal size first; a kubelet reads it first
 
 
 def check_exec(pod: Obj, container: str) -> None:
@@ -80,6 +82,8 @@ async def _session(ws: web.WebSocketResponse, request: web.Request, ctx: ApiCont
         if got is None or ws.closed:
             return
         stdin = got
+    elif flag(request, "tty"):
+        await ctx.until_closing(_first_resize(ws), TTY_SIZE_WAIT_SECONDS)
     result = await ctx.until_closing(_run(ctx, pod, container, argv, stdin), EXEC_MAX_SECONDS)
     if result is None or ws.closed:
         return
@@ -125,6 +129,20 @@ def exit_status(argv: list[str], code: int) -> Obj:
                        f"[{' '.join(argv)}], exit code {code}",
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+async def _first_resize(ws: web.WebSocketResponse) -> None:
+    """Wait for the client's terminal size (channel 4), as a container's tty is sized first.
+
+    Closing before kubectl has sent it makes kubectl log ``Encoding terminal size failed``.
+    """
+    while True:
+        msg = await ws.receive()
+        if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+            return
+        frame = msg.data if isinstance(msg.data, bytes) else str(msg.data).encode("utf-8")
+        if frame[:1] == bytes([RESIZE]):
+            return
 
 
 async def _read_stdin(ws: web.WebSocketResponse, v5: bool) -> bytes:
