@@ -14,7 +14,9 @@ inside). The websocket ends when every port's connection has ended (or the clien
 
 Not modelled: anything else on the forwarded port (other raw TCP, cleartext HTTP/2), SPDY
 (``kubectl port-forward`` needs it in every version), and the websocket tunnelling of
-``kubectl`` >= 1.30 (``portforward.k8s.io`` over v5 with stream ids).
+``kubectl`` >= 1.31 (SPDY/3.1 streams inside a ``SPDY/3.1+portforward.k8s.io`` websocket).
+kubectl, which names no ``ports`` in the query, gets a 400 that says so and names the
+NodePort alternative (kubectl prints it after ``error upgrading connection``).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from .responses import bad_request
 
 Obj = dict[str, Any]
 PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io")
+KUBECTL_TUNNEL = "SPDY/3.1+portforward.k8s.io"  # kubectl >= 1.31: SPDY inside a websocket
 SESSION_MAX_SECONDS = 3600.0
 
 
-def requested_ports(request: web.Request) -> list[int]:
+def requested_ports(request: web.Request, pod: str = "POD") -> list[int]:
     """The ``ports`` query (repeated or comma separated), validated like kube-apiserver."""
     out: list[int] = []
     for value in request.query.getall("ports", []):
@@ -55,9 +58,27 @@ def requested_ports(request: web.Request) -> list[int]:
             if not 0 < port < 65536:
                 raise bad_request(f"port {port} must be between 1 and 65535")
             out.append(port)
+    if not out and _is_kubectl(request):
+        raise bad_request(kubectl_not_modelled(pod))
     if not out:
         raise bad_request("at least one port must be specified (query parameter ports)")
     return out
+
+
+def _is_kubectl(request: web.Request) -> bool:
+    """kubectl names the ports inside its SPDY streams, never in the query."""
+    protocols = request.headers.get("Sec-WebSocket-Protocol", "")
+    upgrade = request.headers.get("Upgrade", "").lower()
+    return KUBECTL_TUNNEL in protocols or upgrade.startswith("spdy/")
+
+
+def kubectl_not_modelled(pod: str) -> str:
+    return (f"kubectl port-forward is not modelled by the embedded cluster: kubectl tunnels "
+            f"SPDY streams ({KUBECTL_TUNNEL}), which it does not serve. Reach the pod through "
+            f"a NodePort on 127.0.0.1 instead: kubectl expose pod {pod} --type=NodePort "
+            "--port=PORT, then kubectl get svc "
+            f"{pod} -o jsonpath='{{.spec.ports[0].nodePort}}' (gateways already have one); "
+            "or the kubernetes Python client's portforward (v4.channel.k8s.io, ?ports=PORT)")
 
 
 @dataclass
@@ -96,7 +117,7 @@ def connect_error(pod: Obj, port: int) -> str:
 
 async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
     pod = ctx.store.get(t.rt, t.namespace, str(t.name))
-    ports = requested_ports(request)
+    ports = requested_ports(request, str(t.name))
     phase = (pod.get("status") or {}).get("phase")
     if phase != "Running":
         raise bad_request(f"unable to forward port because pod is not running. Current status="
