@@ -9,11 +9,11 @@ proxy (``/api/datasources/proxy/uid/<uid>/api/v1/query_range``) while the load l
 rest of the module) keeps traffic going. A check passes when the panel's queries return the
 data the screenshot shows, not merely when the dashboard exists.
 
-Panel values: a timeseries or stat panel is asked for its last minute (``query_range``, step
-15 s) and its last point is read, as a stat panel shows it; a table target marked ``instant``
-is an instant query. Timing: every panel check polls for up to ``timeouts.scrape`` (a real
-Prometheus scrapes every 15 s, and the Mesh dashboard's ``$__rate_interval`` is 20 s), and
-connection errors are retried.
+Panel values: a timeseries or stat panel is asked for its last 15 s (``query_range`` with a
+15 s step: two points) and its last point is read, as a stat panel shows its last value; a
+table target marked ``instant`` is an instant query. Timing: every panel check polls for up
+to ``timeouts.scrape`` (a real Prometheus scrapes every 15 s, and the Mesh dashboard's
+``$__rate_interval`` is 20 s), and connection errors are retried.
 
 Browser-only parts, mapped to the API facts behind them (catalogue appendix D):
 
@@ -106,7 +106,7 @@ def _panel(grafana, datasource, board: Board, title):
             rows = grafana.query(datasource["uid"], expr, now)["result"]
             out[key] = [(r["metric"], float(r["value"][1])) for r in rows]
         else:
-            rows = grafana.query_range(datasource["uid"], expr, now - 60, now, 15)["result"]
+            rows = grafana.query_range(datasource["uid"], expr, now - 15, now, 15)["result"]
             out[key] = [(r["metric"], float(r["values"][-1][1])) for r in rows if r["values"]]
     return out
 
@@ -213,3 +213,195 @@ def test_mesh_component_versions_show_pilot_1_26(grafana, datasource, mesh, clus
         tags = {m.get("tag") for m, _ in series if m.get("component") == "pilot"}
         assert tags and all(str(t).startswith("1.26") for t in tags), series
     _watch(grafana, datasource, mesh, "Istio Component Versions", pilot, cluster)
+
+
+# ================================================================== C09 Service
+@pytest.fixture(scope="module")
+def service_board(grafana, datasource, dashboards, mesh_load, bookinfo, cluster):
+    """The Service dashboard with productpage picked from its ``$service`` list, the manual's
+    choice (reporter ``destination``, the dashboard's default; sources: All)."""
+    board = _board(grafana, datasource, dashboards, "Istio Service Dashboard")
+    service = f"productpage.{bookinfo.namespace}.svc.cluster.local"
+
+    def listed():
+        options = grafana.resolve(board, datasource["uid"], "service")
+        assert service in options, options
+
+    _poll(listed, cluster, f"{service} in the Service dashboard's service list")
+    board.select("service", service)
+    for name in ("qrep", "srccluster", "srcns", "srcwl", "dstcluster", "dstns", "dstwl"):
+        grafana.resolve(board, datasource["uid"], name)
+    return board
+
+
+@pytest.mark.check("L9.2-C09")
+@pytest.mark.parametrize("title", ["Client Request Volume", "Server Request Volume"])
+def test_service_request_volume_is_positive(grafana, datasource, service_board, cluster, title):
+    def positive(values):
+        assert _only(values["A"], title) > 0
+    _watch(grafana, datasource, service_board, title, positive, cluster)
+
+
+@pytest.mark.check("L9.2-C09")
+@pytest.mark.parametrize("title", ["Client Success Rate (non-5xx responses)",
+                                   "Server Success Rate (non-5xx responses)"])
+def test_service_success_rate_is_100_percent(grafana, datasource, service_board, cluster,
+                                             title):
+    def full(values):
+        assert _only(values["A"], title) == 1.0
+    _watch(grafana, datasource, service_board, title, full, cluster)
+
+
+@pytest.mark.check("L9.2-C09")
+@pytest.mark.parametrize("title", ["Client Request Duration", "Server Request Duration"])
+def test_service_request_duration_quantiles(grafana, datasource, service_board, cluster, title):
+    """P50 <= P90 <= P99, in seconds (the panel divides the milliseconds histogram by 1000)."""
+    def ordered(values):
+        p50, p90, p99 = (_only(values[ref], f"{title} {ref}") for ref in "ABC")
+        assert 0 < p50 <= p90 <= p99 < 60, (p50, p90, p99)
+    _watch(grafana, datasource, service_board, title, ordered, cluster)
+
+
+@pytest.mark.check("L9.2-C09")
+def test_service_incoming_requests_come_from_the_gateway_over_mtls(grafana, datasource,
+                                                                   service_board, cluster):
+    """The screenshot's legend ``istio-ingressgateway.istio-system : 200 (🔐mTLS)``: target A
+    (mutual TLS) has that series and target B (plain text) has none."""
+    title = "Incoming Requests By Source And Response Code"
+
+    def from_gateway(values):
+        legends = {(m.get("source_workload"), m.get("source_workload_namespace"),
+                    m.get("response_code")) for m, v in values["A"] if v > 0}
+        assert ("istio-ingressgateway", "istio-system", "200") in legends, values["A"]
+        assert values.get("B", []) == [], values["B"]
+    _watch(grafana, datasource, service_board, title, from_gateway, cluster)
+
+
+# ================================================================== C10 Workload
+@pytest.fixture(scope="module")
+def workload_board(grafana, datasource, dashboards, mesh_load, bookinfo, cluster):
+    board = _board(grafana, datasource, dashboards, "Istio Workload Dashboard")
+
+    def listed():
+        options = grafana.resolve(board, datasource["uid"], "namespace")
+        assert bookinfo.namespace in options, options
+
+    _poll(listed, cluster, f"{bookinfo.namespace} in the Workload dashboard's namespace list")
+    board.select("namespace", bookinfo.namespace)
+    return board
+
+
+def _pick_workload(grafana, datasource, board, workload, cluster):
+    def listed():
+        options = grafana.resolve(board, datasource["uid"], "workload")
+        assert workload in options, options
+
+    _poll(listed, cluster, f"{workload} in the Workload dashboard's workload list")
+    board.select("workload", workload)
+    for name in ("qrep", "srcns", "srcwl", "dstsvc"):
+        grafana.resolve(board, datasource["uid"], name)
+
+
+@pytest.mark.check("L9.2-C10")
+@pytest.mark.parametrize("workload", BOOKINFO_DEPLOYMENTS)
+def test_workload_incoming_volume_and_success(grafana, datasource, workload_board, cluster,
+                                              workload):
+    """Each Bookinfo workload picked from the list: incoming volume > 0 at 100 % success."""
+    _pick_workload(grafana, datasource, workload_board, workload, cluster)
+
+    def serving(values):
+        assert _only(values["A"], "Incoming Request Volume") > 0
+    _watch(grafana, datasource, workload_board, "Incoming Request Volume", serving, cluster)
+
+    def full(values):
+        assert _only(values["A"], "Incoming Success Rate") == 1.0
+    _watch(grafana, datasource, workload_board, "Incoming Success Rate (non-5xx responses)",
+           full, cluster)
+
+
+@pytest.mark.check("L9.2-C10")
+def test_workload_productpage_calls_details_and_reviews(grafana, datasource, workload_board,
+                                                        bookinfo, cluster):
+    """productpage-v1's outbound services: details and reviews, 200, at 100 % success. The
+    success panel's mTLS target (A) filters ``connection_security_policy="mutual_tls"``, which
+    the source reporter never sets (it reports ``unknown``), so on 1.26 its rows are under the
+    plain-text target (B); the requests panel tells mTLS by ``destination_principal``."""
+    _pick_workload(grafana, datasource, workload_board, "productpage-v1", cluster)
+    ns = bookinfo.namespace
+    wanted = {f"details.{ns}.svc.cluster.local", f"reviews.{ns}.svc.cluster.local"}
+
+    def calls(values):
+        seen = {(m.get("destination_service"), m.get("response_code"))
+                for m, v in values["A"] if v > 0}
+        assert {(s, "200") for s in wanted} <= seen, values["A"]
+    _watch(grafana, datasource, workload_board,
+           "Outgoing Requests By Destination And Response Code", calls, cluster)
+
+    def full(values):
+        rates = {m.get("destination_service"): v for series in values.values()
+                 for m, v in series}
+        assert {s: rates.get(s) for s in wanted} == dict.fromkeys(wanted, 1.0), values
+    _watch(grafana, datasource, workload_board,
+           "Outgoing Success Rate (non-5xx responses) By Destination", full, cluster)
+
+
+# ================================================================== C11 Performance
+@pytest.fixture(scope="module")
+def performance(grafana, datasource, dashboards, mesh_load):
+    return _board(grafana, datasource, dashboards, "Istio Performance Dashboard")
+
+
+@pytest.mark.check("L9.2-C11")
+def test_performance_bytes_transferred(grafana, datasource, performance, cluster):
+    """"Bytes transferred / sec" for istio-ingressgateway (A) and the sidecars (B)."""
+    def flowing(values):
+        assert _only(values["A"], "istio-ingressgateway") > 0
+        assert _only(values["B"], "istio-proxy") > 0
+    _watch(grafana, datasource, performance, "Bytes transferred / sec", flowing, cluster)
+
+
+@pytest.mark.check("L9.2-C11")
+def test_performance_components_by_version(grafana, datasource, performance, cluster):
+    def pilot(values):
+        assert any(m.get("component") == "pilot" and str(m.get("tag")).startswith("1.26")
+                   for m, _ in values["A"]), values["A"]
+    _watch(grafana, datasource, performance, "Istio Components by Version", pilot, cluster)
+
+
+def _cadvisor_up(grafana, datasource):
+    targets = grafana.proxy(datasource["uid"], "/api/v1/targets", {"state": "active"})
+    return [t for t in targets["activeTargets"]
+            if t.get("scrapePool") == "kubernetes-nodes-cadvisor" and t.get("health") == "up"]
+
+
+@pytest.mark.check("L9.2-C11")
+@pytest.mark.parametrize("title", ["vCPU / 1k rps", "vCPU", "Memory Usage"])
+def test_performance_resource_panels(grafana, datasource, performance, cluster, title):
+    """vCPU and memory of the gateway and the sidecars come from cAdvisor (the addon's
+    ``kubernetes-nodes-cadvisor`` job, through the API server's node proxy). Where that job
+    has no target up, there is nothing to read: skipped, saying so."""
+    if not _cadvisor_up(grafana, datasource):
+        pytest.skip("Prometheus has no kubernetes-nodes-cadvisor target up: the panel reads "
+                    "cAdvisor's container_* metrics, which this cluster does not expose to it")
+
+    def data(values):
+        assert all(_only(values[ref], f"{title} {ref}") >= 0 for ref in ("A", "B"))
+    _watch(grafana, datasource, performance, title, data, cluster)
+
+
+@pytest.mark.check("L9.2-C11")
+def test_control_plane_view_versions_and_connections(grafana, datasource, dashboards,
+                                                     mesh_load, cluster):
+    """The manual's "control plane view": the Control Plane Dashboard's Pilot Versions and
+    Connections (client-reported xds-grpc connections and istiod's own count) have data."""
+    board = _board(grafana, datasource, dashboards, CONTROL_PLANE)
+
+    def versions(values):
+        series = next(iter(values.values()))
+        assert any(str(m.get("tag")).startswith("1.26") for m, _ in series), series
+    _watch(grafana, datasource, board, "Pilot Versions", versions, cluster)
+
+    def connected(values):
+        counts = [_only(series, "Connections") for series in values.values()]
+        assert len(counts) == 2 and all(c >= 1 for c in counts), counts
+    _watch(grafana, datasource, board, "Connections", connected, cluster)
