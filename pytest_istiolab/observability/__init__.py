@@ -4,15 +4,18 @@
 restored) and gives a base URL for each: the node address and NodePort when the test host
 reaches it, else a port-forward to the addon's pod (as ``istioctl dashboard`` does).
 :class:`Prometheus` is a client of the Prometheus HTTP API; :class:`Grafana` of Grafana's,
-with :class:`Board` rendering a dashboard's panel queries as Grafana does. Uses the Kubernetes
-and traffic layers only.
+with :class:`Board` rendering a dashboard's panel queries as Grafana does; :class:`Kiali` of
+Kiali's, with :class:`Graph` reading its traffic graph as the graph page shows it. Uses the
+Kubernetes and traffic layers only.
 :func:`drive_load` is the manual's load loop, bounded; :class:`LoadLoop` keeps it going.
 """
 
 from pytest_istiolab.observability.addons import MANUAL_NODE_PORTS, AddonPorts, PortTaken
 from pytest_istiolab.observability.grafana import Board, Grafana, GrafanaError
+from pytest_istiolab.observability.kiali import CONNECTION_ERRORS, Graph, Kiali, KialiError
 from pytest_istiolab.observability.load import LoadLoop, LoadResult, drive_load
 from pytest_istiolab.observability.prometheus import Prometheus, PrometheusError
 
-__all__ = ["MANUAL_NODE_PORTS", "AddonPorts", "Board", "Grafana", "GrafanaError", "LoadLoop",
-           "LoadResult", "PortTaken", "Prometheus", "PrometheusError", "drive_load"]
+__all__ = ["CONNECTION_ERRORS", "MANUAL_NODE_PORTS", "AddonPorts", "Board", "Grafana",
+           "GrafanaError", "Graph", "Kiali", "KialiError", "LoadLoop", "LoadResult",
+           "PortTaken", "Prometheus", "PrometheusError", "drive_load"]

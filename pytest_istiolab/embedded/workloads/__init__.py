@@ -8,9 +8,9 @@ v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay
 ``/anything``, ``/post`` …, header values as JSON arrays), the Python httpbin on gunicorn
 (Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`),
 Istio's helloworld (:mod:`.helloworld`) and the public ``httpbin.org``. ``curlimages/curl``
-(sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`) and Grafana's
-(:mod:`.grafana`). Not yet: Kiali, Jaeger, Loki; a pod whose image has no model refuses connections
-on every port, and an exec into it says what is missing.
+(sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`), Grafana's
+(:mod:`.grafana`) and Kiali's (:mod:`.kiali`). Not yet: Jaeger, Loki; a pod whose image has no
+model refuses connections on every port, and an exec into it says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
 :func:`app_for` finds the container serving a port. ``register_startup(kind, fn)`` makes
@@ -84,6 +84,7 @@ def _register_builtin() -> None:
         grafana,
         helloworld,
         httpbin,
+        kiali,
         productpage,
         prometheus,
         python_httpbin,
@@ -100,6 +101,7 @@ def _register_builtin() -> None:
     register("helloworld", helloworld.Helloworld)
     register("prometheus", prometheus.Prometheus)
     register("grafana", grafana.Grafana)
+    register("kiali", kiali.Kiali)
 
 
 _register_builtin()

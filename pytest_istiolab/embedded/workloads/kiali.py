@@ -1,0 +1,318 @@
+"""The Kiali addon (``quay.io/kiali/kiali:v2.8`` of ``samples/addons/kiali.yaml``).
+
+Scope and limitations
+---------------------
+Serves port 20001 under the ``server.web_root`` of its ConfigMap (``/kiali``), anonymous
+access: ``/kiali/healthz``, the UI's index page, ``/kiali/api`` and ``/kiali/api/status``
+(Kiali's status map, external services Istio, Prometheus with the version its
+``/api/v1/status/buildinfo`` reports, and Kubernetes), ``/kiali/api/namespaces`` (every
+namespace: ``accessible_namespaces: ['**']``), ``/kiali/api/clusters/apps|services|workloads``
+(``namespaces=...``, ``health=true``) and ``/kiali/api/clusters/health`` (``type`` app,
+service or workload; ``rateInterval``), and ``/kiali/api/namespaces/graph``
+(:mod:`.kiali_graph`).
+
+Traffic is never read from the mesh: like Kiali, the graph and the request health are
+computed from ``istio_requests_total`` queried over HTTP from the Prometheus of
+``external_services.prometheus.url`` (through the mesh, from Kiali's pod), so they show
+what Prometheus holds. Workload status comes from the Deployments and Pods in the API.
+Kiali caches Kubernetes objects and a real Prometheus lags a scrape (15 s); this model reads
+both at the request's instant.
+
+Not modelled, answered with Kiali's error shape (``{"error": "..."}``, HTTP 501) naming
+what is missing: every other API route (Istio config and validations, details pages,
+metrics and dashboards, traces, mesh graph, pod logs and config dumps), and the graph
+features :mod:`.kiali_graph` lists. The metrics port 9090 refuses connections. Health has
+no health annotations and no ``adjustRateInterval`` (the interval is used as given); the
+lists carry no Istio references or validations (empty).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+from ..mesh.config import namespace_of
+from ..mesh.topology import has_sidecar, pod_labels, pod_ready, selects
+from . import kiali_graph as kg
+from .base import AppContext, AppRequest, AppResponse, json_response, text_response
+
+Obj = dict[str, Any]
+VERSION = "v2.8.0"
+COMMIT = "912029aeba4c6b71cbd81072de1da9bf1d77668e"  # tag v2.8.0
+CLUSTER = "Kubernetes"
+MODELLED_APPENDERS = ("deadNode",)
+DEFAULT_PROMETHEUS = "http://prometheus.istio-system:9090"
+
+
+class KialiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _error(status: int, message: str) -> AppResponse:
+    return json_response({"error": message}, status=status)
+
+
+def _duration(raw: str, name: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if raw[-1:] in units:
+            return int(float(raw[:-1]) * units[raw[-1]])
+        return int(raw)
+    except ValueError:
+        raise KialiError(400, f"Invalid {name} [{raw}]") from None
+
+
+class Kiali:
+    def __init__(self, pod: Obj, container: Obj) -> None:
+        self.pod, self.container = pod, container
+
+    # ------------------------------------------------------------ plumbing
+    def _config(self, ctx: AppContext) -> Obj:
+        for cm in ctx.runtime.store.by_kind("", "configmaps", namespace_of(self.pod)):
+            if cm["metadata"]["name"] == "kiali":
+                try:
+                    return yaml.safe_load((cm.get("data") or {}).get("config.yaml") or "") or {}
+                except yaml.YAMLError:
+                    return {}
+        return {}
+
+    def _prometheus(self, ctx: AppContext, path: str, params: dict[str, str]) -> Any:
+        conf = self._config(ctx)
+        base = ((conf.get("external_services") or {}).get("prometheus") or {}).get("url") \
+            or DEFAULT_PROMETHEUS
+        answer = ctx.call("GET", f"{base.rstrip('/')}{path}?{urlencode(params)}", timeout=30)
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            raise KialiError(503, f"Prometheus client error: {answer.status} from {base}: "
+                             f"{answer.text[:200]}") from None
+        if body.get("status") != "success":
+            raise KialiError(503, f"Prometheus client error: {body.get('error')}")
+        return body["data"]
+
+    def _vector(self, ctx: AppContext, query: str) -> list[Obj]:
+        return list(self._prometheus(ctx, "/api/v1/query",
+                                     {"query": query, "time": f"{ctx.now:.3f}"})["result"])
+
+    def handle(self, ctx: AppContext, req: AppRequest) -> AppResponse:
+        ctx.spend(1, 5)
+        root = "/" + str((self._config(ctx).get("server") or {}).get("web_root") or
+                         "/kiali").strip("/")
+        path = req.path_only.rstrip("/") or "/"
+        if path == "/" and root != "/":
+            return AppResponse(302, _headers(root + "/"), b"")
+        if path == root:
+            return text_response("<!doctype html><html><head><title>Kiali</title></head>"
+                                 "<body><div id=\"root\"></div></body></html>")
+        if path == f"{root}/healthz":
+            return text_response("", content_type="text/plain")
+        if not path.startswith(f"{root}/api"):
+            return text_response("404 page not found\n", 404, "text/plain; charset=utf-8")
+        params = dict(req.query)
+        try:
+            return self._api(ctx, path[len(root) + 4:] or "/", params)
+        except KialiError as err:
+            return _error(err.status, err.message)
+
+    def _api(self, ctx: AppContext, route: str, params: dict[str, str]) -> AppResponse:
+        if route in ("/", "/status"):
+            return json_response(self._status(ctx))
+        if route == "/namespaces":
+            return json_response([self._namespace(ns) for ns in self._namespaces(ctx)])
+        if route == "/namespaces/graph":
+            return json_response(self._graph(ctx, params))
+        if route == "/clusters/health":
+            return json_response(self._health(ctx, params))
+        if route in ("/clusters/apps", "/clusters/services", "/clusters/workloads"):
+            return json_response(self._list(ctx, route.rsplit("/", 1)[1], params))
+        raise KialiError(501, f"GET /api{route} is not modelled by the embedded Kiali (modelled: "
+                         "status, namespaces, namespaces/graph, clusters/health, clusters/apps, "
+                         "clusters/services, clusters/workloads)")
+
+    # -------------------------------------------------------------- status
+    def _status(self, ctx: AppContext) -> Obj:
+        image = str(self.container.get("image", ""))
+        warnings: list[str] = []
+        services = [{"name": "Istio", "version": "1.26.0"}]
+        try:
+            build = self._prometheus(ctx, "/api/v1/status/buildinfo", {})
+            services.append({"name": "Prometheus", "version": str(build.get("version"))})
+        except KialiError as err:
+            warnings.append(f"Prometheus is unreachable: {err.message}")
+        services.append({"name": f"Kubernetes-{CLUSTER}", "version": "v1.33.0"})
+        return {"status": {"Kiali container version": image.rpartition(":")[2] or VERSION,
+                           "Kiali version": VERSION, "Kiali commit hash": COMMIT,
+                           "Kiali state": "running"},
+                "externalServices": services, "warningMessages": warnings,
+                "istioEnvironment": {"istioAPIEnabled": True}}
+
+    # ---------------------------------------------------------- namespaces
+    @staticmethod
+    def _namespaces(ctx: AppContext) -> list[Obj]:
+        return sorted(ctx.runtime.store.by_kind("", "namespaces"),
+                      key=lambda n: n["metadata"]["name"])
+
+    @staticmethod
+    def _namespace(ns: Obj) -> Obj:
+        meta = ns["metadata"]
+        return {"name": meta["name"], "cluster": CLUSTER, "isAmbient": False,
+                "labels": dict(meta.get("labels") or {}),
+                "annotations": dict(meta.get("annotations") or {})}
+
+    def _requested(self, ctx: AppContext, params: dict[str, str]) -> list[str]:
+        known = [n["metadata"]["name"] for n in self._namespaces(ctx)]
+        wanted = [n for n in (params.get("namespaces") or "").split(",") if n] or known
+        for name in wanted:
+            if name not in known:
+                raise KialiError(403, f"Cannot access namespace data: namespaces \"{name}\" "
+                                 "not found")
+        return wanted
+
+    # --------------------------------------------------------------- graph
+    def _graph(self, ctx: AppContext, params: dict[str, str]) -> Obj:
+        graph_type = params.get("graphType") or "workload"
+        if graph_type not in kg.GRAPH_TYPES:
+            if graph_type == "service":
+                raise KialiError(501, "graphType [service] is not modelled by the embedded "
+                                 f"Kiali (modelled: {', '.join(kg.GRAPH_TYPES)})")
+            raise KialiError(400, f"Invalid graphType [{graph_type}]")
+        appenders = [a for a in (params.get("appenders") or "").split(",") if a]
+        missing = [a for a in appenders if a not in MODELLED_APPENDERS]
+        if missing:
+            raise KialiError(501, f"appenders {missing} are not modelled by the embedded Kiali "
+                             f"(modelled: {', '.join(MODELLED_APPENDERS)})")
+        for name in ("rateGrpc", "rateTcp"):
+            if params.get(name) not in (None, "", "requests" if name == "rateGrpc" else "sent"):
+                raise KialiError(501, f"{name}={params[name]} is not modelled by the embedded "
+                                 "Kiali (HTTP request rates only)")
+        if params.get("rateHttp") not in (None, "", "requests"):
+            raise KialiError(400, f"Invalid rateHttp [{params['rateHttp']}]")
+        if not params.get("namespaces"):
+            raise KialiError(400, "At least one namespace must be specified via the "
+                             "namespaces query parameter.")
+        namespaces = self._requested(ctx, params)
+        duration = _duration(params.get("duration") or "10m", "duration")
+        when = int(params.get("queryTime") or ctx.now)
+        options = kg.Options(graph_type, params.get("injectServiceNodes") == "true",
+                             params.get("boxBy") or "", duration, when)
+        traffic = kg.TrafficMap(options)
+        idle = params.get("includeIdleEdges") == "true"
+        for ns in namespaces:
+            for query in kg.traffic_queries(ns, duration, idle):
+                try:
+                    traffic.add_vector(self._vector(ctx, query))
+                except ValueError as err:
+                    raise KialiError(500, str(err)) from None
+        return kg.build(traffic)
+
+    # -------------------------------------------------------------- health
+    def _health(self, ctx: AppContext, params: dict[str, str]) -> Obj:
+        kind = params.get("type") or "app"
+        if kind not in ("app", "service", "workload"):
+            raise KialiError(400, "Bad request, query parameter 'type' must be one of ['app',"
+                             "'service','workload']")
+        interval = params.get("rateInterval") or "10m"
+        _duration(interval, "rateInterval")
+        key = {"app": "namespaceAppHealth", "service": "namespaceServiceHealth",
+               "workload": "namespaceWorkloadHealth"}[kind]
+        return {key: {ns: self._namespace_health(ctx, ns, kind, interval)
+                      for ns in self._requested(ctx, params)}}
+
+    def _rates(self, ctx: AppContext, ns: str, interval: str) -> list[Obj]:
+        query = (f'sum(rate(istio_requests_total{{destination_service_namespace="{ns}"}}'
+                 f'[{interval}])) by (reporter,source_workload_namespace,source_workload,'
+                 'source_canonical_service,destination_workload_namespace,destination_workload,'
+                 'destination_canonical_service,destination_service_name,request_protocol,'
+                 'response_code) > 0 or sum(rate(istio_requests_total{source_workload_namespace='
+                 f'"{ns}"}}[{interval}])) by (reporter,source_workload_namespace,source_workload,'
+                 'source_canonical_service,destination_workload_namespace,destination_workload,'
+                 'destination_canonical_service,destination_service_name,request_protocol,'
+                 'response_code) > 0')
+        return self._vector(ctx, query)
+
+    def _namespace_health(self, ctx: AppContext, ns: str, kind: str, interval: str) -> Obj:
+        samples = self._rates(ctx, ns, interval)
+        field = {"app": "canonical_service", "workload": "workload",
+                 "service": "service_name"}[kind]
+        names = {"app": lambda: sorted({a for _, a, _ in self._workloads(ctx, ns) if a}),
+                 "workload": lambda: [n for n, _, _ in self._workloads(ctx, ns)],
+                 "service": lambda: [s["metadata"]["name"] for s in
+                                     ctx.runtime.store.by_kind("", "services", ns)]}[kind]()
+        result: Obj = {}
+        for name in names:
+            requests = _request_health(samples, ns, name, field)
+            if kind == "app":
+                result[name] = {"workloadStatuses": [s for n, a, s in self._workloads(ctx, ns)
+                                                     if a == name], "requests": requests}
+            elif kind == "workload":
+                status = next(s for n, _, s in self._workloads(ctx, ns) if n == name)
+                result[name] = {"workloadStatus": status, "requests": requests}
+            else:
+                result[name] = {"requests": requests}
+        return result
+
+    # ---------------------------------------------------------- workloads
+    def _workloads(self, ctx: AppContext, ns: str) -> list[tuple[str, str, Obj]]:
+        """(Deployment name, app label, WorkloadStatus) of every Deployment in ``ns``."""
+        pods = ctx.runtime.store.by_kind("", "pods", ns)
+        out = []
+        for dep in sorted(ctx.runtime.store.by_kind("apps", "deployments", ns),
+                          key=lambda d: d["metadata"]["name"]):
+            template = ((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            selector = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels")
+            mine = [p for p in pods if selects(selector, pod_labels(p))]
+            status = dep.get("status") or {}
+            synced = sum(1 for p in mine if has_sidecar(p) and pod_ready(p)) \
+                if any(has_sidecar(p) for p in mine) else -1
+            out.append((dep["metadata"]["name"], str((template.get("labels") or {})
+                                                     .get("app", "")),
+                        {"name": dep["metadata"]["name"],
+                         "desiredReplicas": int((dep.get("spec") or {}).get("replicas", 1)),
+                         "currentReplicas": int(status.get("replicas", 0)),
+                         "availableReplicas": int(status.get("availableReplicas", 0)),
+                         "syncedProxies": synced}))
+        return out
+
+    def _list(self, ctx: AppContext, what: str, params: dict[str, str]) -> Obj:
+        from .kiali_lists import list_items
+
+        namespaces = self._requested(ctx, params)
+        health = None
+        if params.get("health") == "true":
+            kind = {"apps": "app", "services": "service", "workloads": "workload"}[what]
+            interval = params.get("rateInterval") or "10m"
+            health = {ns: self._namespace_health(ctx, ns, kind, interval) for ns in namespaces}
+        return list_items(ctx, what, namespaces, health, CLUSTER)
+
+
+def _request_health(samples: list[Obj], ns: str, name: str, field: str) -> Obj:
+    """Kiali's RequestHealth: inbound (destination reporter) and outbound (source reporter)
+    rates by protocol and response code."""
+    inbound: dict[str, dict[str, float]] = {}
+    outbound: dict[str, dict[str, float]] = {}
+    for s in samples:
+        m, value = s["metric"], float(s["value"][1])
+        code = "-" if m.get("response_code") == "0" else m.get("response_code", "-")
+        proto = m.get("request_protocol", "http")
+        dest_ns = m.get("destination_workload_namespace") if field != "service_name" else ns
+        if m.get("reporter") == "destination" and m.get(f"destination_{field}") == name \
+                and dest_ns == ns:
+            row = inbound.setdefault(proto, {})
+            row[code] = row.get(code, 0.0) + value
+        if field != "service_name" and m.get("reporter") == "source" \
+                and m.get(f"source_{field}") == name and m.get("source_workload_namespace") == ns:
+            row = outbound.setdefault(proto, {})
+            row[code] = row.get(code, 0.0) + value
+    return {"inbound": inbound, "outbound": outbound, "healthAnnotations": {}}
+
+
+def _headers(location: str) -> Any:
+    from ..mesh.headers import Headers
+
+    return Headers([("Location", location), ("Content-Length", "0")])
+
