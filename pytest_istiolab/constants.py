@@ -113,11 +113,18 @@ OPT_JWT_SOURCE = Option("--istio-jwt-source", "istio_jwt_source", "ISTIOLAB_JWT_
                         "raw.githubusercontent.com; istiod and this host need internet)",
                         "local", JWT_SOURCES)
 
+REALISM_CHOICES: tuple[str, ...] = ("off", "on")
+OPT_EMBEDDED_REALISM = Option(
+    "--istio-embedded-realism", "istio_embedded_realism", "ISTIOLAB_EMBEDDED_REALISM",
+    "make the embedded cluster as slow and unkind as a real one: per-proxy config push "
+    "delays, delayed readiness, watches that end, 429/500 on writes (seeded by --istio-seed): "
+    "off or on", "off", REALISM_CHOICES)
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
                                OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
                                OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST, OPT_JWT_SOURCE,
-                               OPT_COMPARE, OPT_COMPARE_FAIL_ON)
+                               OPT_COMPARE, OPT_COMPARE_FAIL_ON, OPT_EMBEDDED_REALISM)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

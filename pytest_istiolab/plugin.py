@@ -230,8 +230,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         settings = session.config.stash.get(SETTINGS_KEY, None)
         if settings is not None and settings.cluster == "embedded" and not _is_worker(
                 session.config):  # a statistical failure must be reproducible from any output
-            reporter.write_line(f"istiolab: seed {settings.seed} (reproduce: "
-                                f"{c.OPT_SEED.flag}={settings.seed})")
+            realism = f" {c.OPT_EMBEDDED_REALISM.flag}=on" if settings.realism else ""
+            reporter.write_line(f"istiolab: seed {settings.seed}{', realism on' if realism else ''}"
+                                f" (reproduce: {c.OPT_SEED.flag}={settings.seed}{realism})")
         for line in reporting.plan_lines(session.config):
             reporter.write_line(line)
 

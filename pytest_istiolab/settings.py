@@ -39,6 +39,7 @@ class Settings:
     read_only: bool = False
     external_host: str = c.DEFAULT_EXTERNAL_HOST
     jwt_source: str = "local"
+    realism: bool = False  # the embedded cluster's realism profile
 
     @property
     def scope_id(self) -> str:
@@ -59,6 +60,7 @@ class Settings:
 
     def header(self) -> str:
         seed = f", seed {self.seed}" if self.cluster == "embedded" else ""
+        seed += ", realism on" if self.realism else ""
         context = f", context {self.context}" if self.context else ""
         return (f"istiolab: cluster {self.cluster}{context}, Istio {self.version}, "
                 f"profile {self.profile}{seed}, kubeconfig {self.cluster_kubeconfig}")
@@ -103,6 +105,13 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
                          "contradict: a read-only run never installs Istio",
                          f"drop one of them ({c.OPT_INSTALL.flag}=if-missing tests the mesh "
                          "that is installed)")
+    realism = _choice(get(c.OPT_EMBEDDED_REALISM) or "off", c.REALISM_CHOICES,
+                      c.OPT_EMBEDDED_REALISM) == "on"
+    if realism and cluster != "embedded":
+        raise UsageError(f"{c.OPT_EMBEDDED_REALISM.flag}=on is a profile of the embedded cluster, "
+                         f"not of {cluster} (a real cluster is real already)",
+                         f"drop {c.OPT_EMBEDDED_REALISM.flag}, or run with "
+                         f"{c.OPT_CLUSTER.flag}=embedded")
     kubeconfig = get(c.OPT_KUBECONFIG)
     return Settings(
         profile=profile, version=version, cluster=cluster, context=get(c.OPT_CONTEXT) or None,
@@ -113,7 +122,7 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
         read_only=read_only, external_host=external_host,
-        jwt_source=jwt_source,
+        jwt_source=jwt_source, realism=realism,
         worker=worker, **({"run_id": run_id} if run_id else {}),
     )
 

@@ -27,7 +27,8 @@ def make_provider(settings: Settings) -> ClusterProvider:
     if settings.cluster == "embedded":
         from pytest_istiolab.cluster.providers.embedded import EmbeddedProvider
 
-        return EmbeddedProvider(settings.workdir / "embedded", settings.seed)
+        return EmbeddedProvider(settings.workdir / "embedded", settings.seed,
+                                realism=settings.realism)
     if settings.cluster == "existing":
         from pytest_istiolab.cluster.providers.existing import ExistingProvider
 
@@ -78,7 +79,7 @@ class ClusterSession:
     def __init__(self, settings: Settings, provider: ClusterProvider,
                  handle: ClusterHandle) -> None:
         self.settings, self.provider, self.handle = settings, provider, handle
-        self.timeouts = Timeouts.for_provider(handle.provider)
+        self.timeouts = Timeouts.for_handle(handle)
         self.commands = CommandLog()
         self.kube = Kube(handle.kubeconfig, handle.context, self.timeouts)
         self.kube.on_command = self.commands.add

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .realism import Realism
 from .runtime import Runtime
 from .store import Store
 
@@ -25,11 +26,15 @@ CONTEXT_NAME = "embedded"
 class EmbeddedCluster:
     """A Kubernetes API server plus a model of the Istio 1.26 data plane, on 127.0.0.1."""
 
-    def __init__(self, workdir: Path | None = None, seed: int | None = None, port: int = 0) -> None:
+    def __init__(self, workdir: Path | None = None, seed: int | None = None, port: int = 0,
+                 realism: bool | Realism = False) -> None:
+        """``realism``: the realism profile (:mod:`.realism`), on with its defaults for True."""
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="istiolab-embedded-"))
         self.seed = seed if seed is not None else secrets.randbelow(2**31)
         self._port = port
-        self.runtime = Runtime(Store(), self.seed)
+        profile = realism if isinstance(realism, Realism) else \
+            Realism(seed=self.seed) if realism else None
+        self.runtime = Runtime(Store(), self.seed, realism=profile)
         self.url = ""
         self._parts: list[object] = []
 
@@ -56,6 +61,7 @@ class EmbeddedCluster:
         return self
 
     def stop(self) -> None:
+        self.runtime.later.stop()
         while self._parts:
             part = self._parts.pop()
             part.stop()  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ from typing import Any
 from . import tls
 from .httpconn import HttpHandler
 from .mesh import gateways
-from .mesh.config import namespace_of, snapshot, spec_of
+from .mesh.config import namespace_of, proxy_view, snapshot, spec_of
 from .mesh.topology import has_sidecar, is_gateway, service_pods, target_port
 from .runtime import Runtime
 from .store import Event
@@ -72,11 +72,14 @@ def desired_bindings(runtime: Runtime) -> dict[int, Binding]:
         if spec_of(svc).get("type") not in ("NodePort", "LoadBalancer"):
             continue
         pods = service_pods(snap, svc)
+        views = {id(pod): proxy_view(runtime, pod) if is_gateway(pod) else snap for pod in pods}
         for port in spec_of(svc).get("ports") or []:
             node_port = port.get("nodePort")
-            serving = [pod for pod in pods if listens(snap, pod, target_port(port, pod))]
+            serving = [pod for pod in pods
+                       if listens(views[id(pod)], pod, target_port(port, pod))]
             if node_port and serving:
-                secure = all(is_gateway(pod) and tls.is_tls_port(snap, pod, target_port(port, pod))
+                secure = all(is_gateway(pod) and tls.is_tls_port(views[id(pod)], pod,
+                                                                 target_port(port, pod))
                              for pod in serving)
                 out[int(node_port)] = Binding(namespace_of(svc), svc["metadata"]["name"],
                                               int(port["port"]), secure)
@@ -102,6 +105,7 @@ class ListenerManager:
         self._unsubscribe: Any = None
         self.errors: dict[int, str] = {}
         self.credentials = credentials_of(runtime)
+        self._changed = self._pending = False  # realism: a change waits for its push
 
     @property
     def ports(self) -> dict[int, Binding]:
@@ -127,6 +131,31 @@ class ListenerManager:
     def _on_event(self, event: Event) -> None:
         if event.rtype.key in WATCHED:
             self.reconcile()
+            self._reconcile_when_pushed()
+
+    def _reconcile_when_pushed(self) -> None:
+        """Under the realism profile a gateway binds a port only once the Gateway reached it:
+        look again when the slowest push of this change is due (one look pending at a time;
+        a change during the wait gets one more look after it)."""
+        realism = self.runtime.realism
+        if realism is None:
+            return
+        with self._lock:
+            self._changed = True
+            if self._pending:
+                return
+            self._pending, self._changed = True, False
+        self.runtime.later.call(realism.push_delay[1] + 0.05, self._pushed)
+
+    def _pushed(self) -> None:
+        with self._lock:
+            self._pending = False
+            again = self._changed
+        if self._unsubscribe is None:
+            return  # stopped
+        self.reconcile()
+        if again:
+            self._reconcile_when_pushed()
 
     def reconcile(self) -> None:
         wanted = desired_bindings(self.runtime)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .realism import Later, Realism
 from .store import Store
 
 NODE_NAME = "embedded-control-plane"
@@ -232,6 +233,8 @@ class Runtime:
     rng: random.Random = field(init=False)
     node_name: str = NODE_NAME
     node_ip: str = NODE_IP
+    realism: Realism | None = None  # the realism profile (see .realism); None: off
+    later: Later = field(default_factory=Later)  # delayed steps of the realism profile
 
     node_ports: NodePortHolds = field(init=False)
 

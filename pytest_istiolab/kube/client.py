@@ -8,7 +8,9 @@ Works the same against the embedded cluster, kind and an existing cluster. Desig
 * ``apply`` is server-side apply (``fieldManager=pytest-istiolab``, ``force=true``), so applying
   the same manifest twice is harmless and a manifest's fields win over earlier ones.
 * Every request has a timeout (``Timeouts.api_request``) and connections are retried at most
-  once, so an unreachable server fails in seconds with the context and server named.
+  once, so an unreachable server fails in seconds with the context and server named. A 429
+  is retried after its ``Retry-After``, a 500 on a write after a short back-off
+  (:func:`retry_throttled`), on every request of the client, the DynamicClient's too.
 * ``exec`` uses a dedicated ApiClient: ``kubernetes.stream`` patches ``call_api`` of the client
   it is given while connecting, which would break other threads' requests on a shared one.
 * Every apply, delete and exec is reported to ``on_command`` (description, output) so failure
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from functools import cached_property
@@ -53,6 +57,7 @@ Obj = dict[str, Any]
 ObjList = list[Obj]
 CommandHook = Callable[[str, str], None]
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+log = logging.getLogger(__name__)
 
 
 class Kube(WaitMixin, ExecMixin, PodsMixin):
@@ -379,7 +384,47 @@ def _default_request_timeout(api: k8s_client.ApiClient, timeout: tuple[float, fl
 
     def request(method: str, url: str, headers: Any = None, body: Any = None,
                 post_params: Any = None, _request_timeout: Any = None) -> Any:
-        return original(method, url, headers=headers, body=body, post_params=post_params,
-                        _request_timeout=_request_timeout or timeout)
+        def send() -> Any:
+            return original(method, url, headers=headers, body=body, post_params=post_params,
+                            _request_timeout=_request_timeout or timeout)
+        return retry_throttled(method, send)
 
     rest.request = request  # type: ignore[method-assign]
+
+
+THROTTLE_ATTEMPTS = 6      # 429s (any request) and 500s (writes) retried, as client-go does 10
+MAX_RETRY_AFTER = 10.0     # a longer Retry-After is capped (the wait's own timeout still rules)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def retry_throttled(method: str, send: Callable[[], Any], *,
+                    sleep: Callable[[float], None] = time.sleep) -> Any:
+    """``send()`` again after a 429 (waiting its ``Retry-After``) or, for a write, a 500.
+
+    API priority and fairness answers 429 with ``Retry-After`` under load, and an apiserver
+    whose etcd is slow answers a write with 500 "etcdserver: request timed out"; client-go
+    retries the first by itself, and the suite must not fail a check for either. The last
+    response is returned as it is, so its error still surfaces after the attempts run out.
+    """
+    response = send()
+    for attempt in range(1, THROTTLE_ATTEMPTS):
+        status = getattr(response, "status", 200)
+        if status == 429:
+            delay = _retry_after(response)
+        elif status == 500 and method.upper() in _WRITES:
+            delay = min(0.1 * 2 ** attempt, 2.0)
+        else:
+            return response
+        log.info("kube: %s answered %s, retrying in %.1f s (attempt %d of %d)", method, status,
+                 delay, attempt + 1, THROTTLE_ATTEMPTS)
+        sleep(delay)
+        response = send()
+    return response
+
+
+def _retry_after(response: Any) -> float:
+    try:
+        value = float(response.getheader("Retry-After") or 1)
+    except (TypeError, ValueError):
+        value = 1.0
+    return max(0.0, min(value, MAX_RETRY_AFTER))

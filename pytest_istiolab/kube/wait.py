@@ -3,8 +3,10 @@
 Each wait lists the objects, and while the condition does not hold, watches from the list's
 resourceVersion with ``timeoutSeconds`` (so the server ends the stream, and no request outlives
 the wait). A watch that expires (410) or fails is followed by a fresh list, so a server without
-watch support degrades to polling. When time runs out, :class:`ReadinessError` names every
-object that is not ready, with its phase, container states and recent events.
+watch support degrades to polling. A stream the server ends is resumed from the last
+resourceVersion it delivered (events and bookmarks), as informers do. When time runs out,
+:class:`ReadinessError` names every object that is not ready, with its phase, container states
+and recent events.
 """
 
 from __future__ import annotations
@@ -92,19 +94,27 @@ class WaitMixin:
             state = {obj["metadata"]["name"]: obj for obj in items}
             if done(state):
                 return state
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            while (remaining := deadline - time.monotonic()) > 0:
+                began = time.monotonic()
+                try:
+                    for event in self._watch(api_version, kind, namespace, label_selector, rv,
+                                             remaining):
+                        rv = _event_rv(event) or rv
+                        if _apply_event(state, event) and done(state):
+                            return state
+                        if time.monotonic() >= deadline:
+                            break
+                except _WATCH_ERRORS:
+                    # expired (410) or no (working) watch: a fresh list, polling at worst
+                    time.sleep(min(self.timeouts.poll_interval, max(0.0, remaining)))
+                    break
+                # the server ended the stream (timeoutSeconds, a restart, a load balancer):
+                # resume from the last resourceVersion seen, as informers do (not in a busy
+                # loop when a server ends every stream at once)
+                if time.monotonic() - began < self.timeouts.poll_interval:
+                    time.sleep(min(self.timeouts.poll_interval, max(0.0, remaining)))
+            if deadline - time.monotonic() <= 0:
                 return None
-            try:
-                for event in self._watch(api_version, kind, namespace, label_selector, rv,
-                                         remaining):
-                    if _apply_event(state, event) and done(state):
-                        return state
-                    if time.monotonic() >= deadline:
-                        break
-            except _WATCH_ERRORS:
-                # no (working) watch: fall back to polling
-                time.sleep(min(self.timeouts.poll_interval, max(0.0, remaining)))
 
     def _watch(self, api_version: str, kind: str, namespace: str | None,
                label_selector: str | None, resource_version: str,
@@ -187,6 +197,13 @@ def _apply_event(state: State, event: Obj) -> bool:
     else:
         state[name] = obj
     return True
+
+
+def _event_rv(event: Obj) -> str:
+    """The resourceVersion an event (BOOKMARK included) brings the watch to; '' for ERROR."""
+    if event.get("type") not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+        return ""
+    return str(((event.get("object") or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _json_lines(raw: Any) -> Iterator[Obj]:

@@ -106,3 +106,22 @@ def test_kind_without_the_kind_cli_says_what_to_install(pytester, monkeypatch):
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test (tests/plugin/
     result.stderr.fnmatch_lines(["*install kind*"])   # test_setup_faults.py: once, serially)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_realism_is_off_on_and_only_for_the_embedded_cluster(pytester):
+    result = pytester.runpytest("--istio-embedded-realism=maybe")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--istio-embedded-realism='maybe' is not one of the valid "
+                                 "values: off, on*"])
+    result = pytester.runpytest("--istio-embedded-realism=on", "--istio-cluster=existing",
+                                "--istio-context=x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*is a profile of the embedded cluster, not of existing*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_realism_is_printed_with_the_seed(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-q", "--istio-seed=42", "--istio-embedded-realism=on")
+    result.stdout.fnmatch_lines(["istiolab: seed 42, realism on (reproduce: --istio-seed=42 "
+                                 "--istio-embedded-realism=on)"])

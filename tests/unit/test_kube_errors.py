@@ -143,3 +143,37 @@ def test_status_message_prefers_the_status_object() -> None:
     err.body = '{"kind":"Status","message":"spec.hosts: Required value"}'
     assert status_message(err) == "spec.hosts: Required value"
     assert status_message(ApiException(status=500, reason="boom")) == "500 boom"
+
+
+class _Answer:
+    def __init__(self, status: int, retry_after: str | None = None) -> None:
+        self.status, self._retry_after = status, retry_after
+
+    def getheader(self, name: str, default: object = None) -> object:
+        return self._retry_after if name == "Retry-After" else default
+
+
+def _replay(*answers: _Answer) -> tuple[list[float], object]:
+    waits: list[float] = []
+    queue = list(answers)
+    from pytest_istiolab.kube.client import retry_throttled
+
+    def send() -> _Answer:
+        return queue.pop(0)
+
+    return waits, lambda method: retry_throttled(method, send, sleep=waits.append)
+
+
+def test_429_is_retried_after_its_retry_after_and_a_write_500_after_a_back_off() -> None:
+    waits, call = _replay(_Answer(429, "3"), _Answer(500), _Answer(201))
+    assert call("PATCH").status == 201  # type: ignore[attr-defined, operator]
+    assert waits == [3.0, 0.4]
+
+
+def test_a_read_500_is_not_retried_and_the_last_answer_surfaces() -> None:
+    waits, call = _replay(_Answer(500), _Answer(200))
+    assert call("GET").status == 500  # type: ignore[attr-defined, operator]
+    assert waits == []
+    waits, call = _replay(*[_Answer(429, "999")] * 6)
+    assert call("POST").status == 429  # type: ignore[attr-defined, operator]
+    assert waits == [10.0] * 5, "Retry-After is capped; the attempts are bounded"

@@ -16,23 +16,27 @@ class EmbeddedProvider:
 
     name = "embedded"
 
-    def __init__(self, workdir: Path, seed: int) -> None:
-        self.workdir, self.seed = workdir, seed
+    def __init__(self, workdir: Path, seed: int, realism: bool = False) -> None:
+        self.workdir, self.seed, self.realism = workdir, seed, realism
         self._cluster: EmbeddedCluster | None = None
 
     def start(self) -> ClusterHandle:
         try:
-            self._cluster = EmbeddedCluster(self.workdir, seed=self.seed).start()
+            self._cluster = EmbeddedCluster(self.workdir, seed=self.seed,
+                                            realism=self.realism).start()
         except OSError as exc:
             raise ClusterError(f"the embedded cluster could not start: {exc}",
                                "free a loopback port or run with a real cluster "
                                "(--istio-cluster=existing)") from exc
         cluster = self._cluster
+        realism = cluster.runtime.realism
         return ClusterHandle(
             kubeconfig=cluster.kubeconfig, context="embedded", provider=self.name,
-            description=f"embedded cluster at {cluster.url} (seed {self.seed})",
+            description=f"embedded cluster at {cluster.url} (seed {self.seed}"
+                        + (f"; realism: {realism.describe()})" if realism else ")"),
             istioctl=cluster.istioctl, node_address="127.0.0.1",
-            extra={"url": cluster.url, "seed": str(self.seed)})
+            extra={"url": cluster.url, "seed": str(self.seed),
+                   "realism": "on" if realism else "off"})
 
     def stop(self) -> None:
         """Stop the cluster and remove its files (kubeconfig, istioctl wrapper)."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..realism import is_suite_client
+from ..store import StoreError
 from . import discovery, logs, portforward, scale, tables, watch, writes, wsexec
 from .context import ApiContext, context_of
 from .params import flag, int_param, wants_table
@@ -71,6 +73,9 @@ async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
         raise method_not_allowed(method, f"{t.rt.plural}/{sub}")
     if method == "GET":
         return await _get(request, ctx, t)
+    fault = _write_fault(request, ctx)
+    if fault is not None:
+        return fault
     if method == "POST" and t.name is None:
         return await writes.create(request, ctx, t)
     if method == "PUT" and t.name is not None:
@@ -82,6 +87,26 @@ async def route(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
             return await writes.delete_collection(request, ctx, t)
         return await writes.delete(request, ctx, t)
     raise method_not_allowed(method, t.rt.plural)
+
+
+def _write_fault(request: web.Request, ctx: ApiContext) -> web.Response | None:
+    """Realism profile: now and then a write of the suite's client fails before it is made,
+    with 429 and ``Retry-After`` (the API priority and fairness answer) or a 500."""
+    realism = ctx.runtime.realism
+    if realism is None or not is_suite_client(request.headers.get("User-Agent", "")):
+        return None
+    code = realism.write_fault()
+    if code == 429:
+        body = StoreError(429, "TooManyRequests", "Too many requests, please try again later.",
+                          {"retryAfterSeconds": realism.retry_after}).status()
+        response = json_response(body, status=429)
+        response.headers["Retry-After"] = str(realism.retry_after)
+        return response
+    if code == 500:
+        failure = StoreError(500, "InternalError",
+                             "Internal error occurred: etcdserver: request timed out")
+        return json_response(failure.status(), status=500)
+    return None
 
 
 async def _get(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:

@@ -8,7 +8,8 @@
 * ``allowWatchBookmarks=true``: a BOOKMARK every :data:`BOOKMARK_SECONDS`;
 * ``labelSelector``/``fieldSelector``: an object that stops (starts) matching is sent as
   DELETED (ADDED), as kube-apiserver does;
-* ``timeoutSeconds`` ends the stream; so does the server stopping.
+* ``timeoutSeconds`` ends the stream; so does the server stopping, and under the realism
+  profile a seeded lifetime of its own (clients resume from their last resourceVersion).
 
 Store callbacks arrive on whatever thread wrote; they are handed to the event loop with
 ``call_soon_threadsafe``.
@@ -17,6 +18,7 @@ Store callbacks arrive on whatever thread wrote; they are handed to the event lo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -38,6 +40,7 @@ from .paths import Target
 Obj = dict[str, Any]
 BOOKMARK_SECONDS = 30.0
 MAX_WATCH_SECONDS = 1800.0
+_SERIALS = itertools.count(1)  # watch numbers, for the realism profile's seeded lifetimes
 
 
 class _Stream:
@@ -165,6 +168,9 @@ async def _deliver(stream: _Stream, ev: Event) -> None:
 async def _live(stream: _Stream, queue: asyncio.Queue[Event], timeout: int | None) -> None:
     loop = stream.ctx.loop
     deadline = loop.time() + (timeout if timeout and timeout > 0 else MAX_WATCH_SECONDS)
+    realism = stream.ctx.runtime.realism
+    if realism is not None:  # the realism profile ends watches early, as load balancers do
+        deadline = min(deadline, loop.time() + realism.watch_lifetime_of(next(_SERIALS)))
     bookmarks = flag(stream.request, "allowWatchBookmarks")
     next_bookmark = loop.time() + BOOKMARK_SECONDS
     while not stream.ctx.closing.is_set():

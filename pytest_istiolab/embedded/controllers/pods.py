@@ -7,6 +7,9 @@ started (``Running``, ``Ready``, pull/create/start events per container, init co
 :mod:`..images`) never starts: ``ErrImagePull`` then ``ImagePullBackOff`` with ``Failed`` and
 ``BackOff`` warning events whose message names what is modelled.
 
+Under the realism profile (:mod:`..realism`) a started pod turns ``Ready`` only after a
+seeded delay (its readiness probes), and Endpoints follow.
+
 Not modelled: probes, restarts, resource accounting, graceful termination (a deleted pod
 is gone at once), volumes (nothing is mounted anywhere).
 """
@@ -74,6 +77,10 @@ class PodLifecycle:
         statuses = [self._run(pod, c, started) if init_ok else _waiting(c, "PodInitializing")
                     for c in pod["spec"].get("containers") or []]
         running = init_ok and all(s["state"].get("running") for s in statuses)
+        realism = self.rt.realism
+        delayed = running and realism is not None
+        if delayed:  # readiness comes later (see _become_ready)
+            statuses = [{**s, "ready": False} for s in statuses]
 
         def fill(cur: Obj) -> None:
             status = cur.setdefault("status", {})
@@ -84,8 +91,8 @@ class PodLifecycle:
                           containerStatuses=statuses)
             if init_statuses:
                 status["initContainerStatuses"] = init_statuses
-            ready = "True" if running else "False"
-            reason = "" if running else "ContainersNotReady"
+            ready = "True" if running and not delayed else "False"
+            reason = "" if ready == "True" else "ContainersNotReady"
             not_ready = [s["name"] for s in statuses if not s["ready"]]
             msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else ""
             status["conditions"] = [
@@ -99,6 +106,31 @@ class PodLifecycle:
             ]
         if self._mutate(pod, fill) and init_ok:
             self._announce(pod, statuses)
+            if delayed and realism is not None:
+                meta = pod["metadata"]
+                key = (meta["namespace"], meta["name"], meta.get("uid", ""))
+                self.rt.later.call(realism.ready_delay_of(key[2] or f"{key[0]}/{key[1]}"),
+                                   lambda: self._become_ready(*key))
+
+    def _become_ready(self, ns: str, name: str, uid: str) -> None:
+        """Realism profile: the readiness probes pass some time after the containers started."""
+        def fill(cur: Obj) -> None:
+            if cur["metadata"].get("uid", "") != uid or cur["metadata"].get("deletionTimestamp"):
+                return
+            status = cur.get("status") or {}
+            for cs in status.get("containerStatuses") or []:
+                if (cs.get("state") or {}).get("running"):
+                    cs["ready"] = True
+            if not all(cs.get("ready") for cs in status.get("containerStatuses") or []):
+                return
+            prev = status.get("conditions") or []
+            status["conditions"] = [
+                condition(c["type"], "True", previous=prev, probe_time=True)
+                if c.get("type") in ("Ready", "ContainersReady") else c for c in prev]
+        try:
+            self.rt.store.mutate(rtype(self.rt.store, POD), ns, name, fill)
+        except StoreError:
+            pass  # the pod went meanwhile
 
     def _announce(self, pod: Obj, statuses: list[Obj]) -> None:
         """Let the workload models write what a started container logs first."""

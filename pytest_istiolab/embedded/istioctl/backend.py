@@ -77,6 +77,9 @@ def path_for(api_version: str, kind: str, name: str | None, ns: str | None) -> s
     return f"{root}{where}/{plural}" + (f"/{name}" if name else "")
 
 
+USER_AGENT = "istioctl/1.26.0 (linux/amd64)"
+
+
 class RestBackend:
     """The Kubernetes API through the ``kubernetes`` client (no discovery, short timeouts)."""
 
@@ -97,6 +100,7 @@ class RestBackend:
             where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
             raise ApiError(0, f"cannot load kubeconfig {where}: {err}") from err
         self.host = self.api.configuration.host
+        self.api.user_agent = USER_AGENT  # client-go's "<binary>/<version> (<os>/<arch>)"
         self.timeout = (3.0, timeout)
 
     def _call(self, method: str, path: str, query: list[tuple[str, str]] | None = None,

@@ -11,13 +11,16 @@ store's resourceVersion moved, so a burst of requests reuses one.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
 from ..runtime import CLUSTER_DOMAIN, Runtime
-from .state import mesh_state
+from .state import extension, mesh_state
 
 Obj = dict[str, Any]
 NETWORKING = "networking.istio.io"
@@ -79,7 +82,102 @@ def snapshot(runtime: Runtime) -> Snapshot:
         return cached  # type: ignore[no-any-return]
     snap = build_snapshot(runtime, rv)
     state.snapshot = snap
+    if runtime.realism is not None:
+        _pushes(runtime).record(snap)
     return snap
+
+
+def proxy_view(runtime: Runtime, proxy: Obj | None) -> Snapshot:
+    """The config ``proxy`` (a sidecar or gateway pod) routes by: the current one, or under the
+    realism profile the newest version that has reached it (see :mod:`..realism`)."""
+    snap = snapshot(runtime)
+    if runtime.realism is None or proxy is None:
+        return snap
+    return _pushes(runtime).view(runtime, proxy)
+
+
+def fully_pushed(runtime: Runtime) -> bool:
+    """Whether every proxy has the current config (always, without the realism profile)."""
+    snapshot(runtime)
+    return runtime.realism is None or _pushes(runtime).settled(runtime)
+
+
+@dataclass
+class _Push:
+    at: float  # when the model first saw this version (wall clock)
+    version: int
+    fingerprint: int
+    snap: Snapshot  # the newest snapshot with this fingerprint
+
+
+class _Pushes:
+    """The config versions some proxy may still be on, oldest first."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: list[_Push] = []
+        self.serial = 0
+
+    def record(self, snap: Snapshot) -> None:
+        fp = _fingerprint(snap)
+        with self.lock:
+            if self.entries and self.entries[-1].fingerprint == fp:
+                self.entries[-1].snap = snap  # same config for Envoy: no push
+                return
+            self.serial += 1
+            self.entries.append(_Push(time.time(), self.serial, fp, snap))
+
+    def view(self, runtime: Runtime, proxy: Obj) -> Snapshot:
+        realism = runtime.realism
+        assert realism is not None
+        meta = proxy.get("metadata") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        born = _epoch(meta.get("creationTimestamp"))  # whole seconds: pushes of that second wait
+        now = time.time()
+        with self.lock:
+            self._prune(now, realism.push_delay[1])
+            for entry in reversed(self.entries):
+                if entry.at < born or now >= entry.at + realism.push_delay_of(key, entry.version):
+                    return entry.snap
+            return self.entries[0].snap
+
+    def settled(self, runtime: Runtime) -> bool:
+        realism = runtime.realism
+        assert realism is not None
+        with self.lock:
+            return not self.entries or time.time() >= self.entries[-1].at + realism.push_delay[1]
+
+    def _prune(self, now: float, longest: float) -> None:
+        """Forget versions older than the newest one every proxy has."""
+        everyone = [i for i, e in enumerate(self.entries) if now >= e.at + longest]
+        if everyone:
+            del self.entries[: everyone[-1]]
+
+
+def _pushes(runtime: Runtime) -> _Pushes:
+    return extension(runtime, "pushes", _Pushes)
+
+
+def _fingerprint(snap: Snapshot) -> int:
+    """What Envoy's config is made of (pods are not: their readiness reaches it by Endpoints)."""
+    parts: list[object] = [repr(snap.mesh.raw), snap.istio_config_present]
+    for objs in (snap.services, list(snap.endpoints.values()), snap.virtual_services,
+                 snap.destination_rules, snap.gateways, snap.service_entries, snap.telemetries,
+                 snap.peer_authentications, snap.request_authentications,
+                 snap.authorization_policies):
+        parts.append(tuple(sorted((m.get("namespace", ""), m.get("name", ""),
+                                   m.get("resourceVersion", ""))
+                                  for m in (o.get("metadata") or {} for o in objs))))
+    return hash(tuple(parts))
+
+
+def _epoch(stamp: object) -> float:
+    if not isinstance(stamp, str) or not stamp:
+        return 0.0
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def build_snapshot(runtime: Runtime, rv: int) -> Snapshot:

@@ -35,7 +35,8 @@ def request_from_pod(runtime: Runtime, pod: Obj, method: str, url: str,
     budget in seconds: past it the result is a ``timeout`` failure and every hop still busy
     logs ``DC``. ``nested`` calls (made by applications) do not move the clock.
     """
-    flow = Flow.of(runtime, HOPS)
+    bypass = container == "istio-proxy"
+    flow = Flow.of(runtime, HOPS, None if bypass or not has_sidecar(pod) else pod)
     t = start if start is not None else runtime.clock.now()
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
@@ -51,7 +52,6 @@ def request_from_pod(runtime: Runtime, pod: Obj, method: str, url: str,
     else:
         request = Request(method, path, authority, headers, body, scheme)
         deadline = t + timeout if timeout else None
-        bypass = container == "istio-proxy"
         response = deliver(flow, pod, request, ip, port, t, deadline, bypass_sidecar=bypass)
     if not nested:
         runtime.clock.advance_to(response.end)
@@ -76,7 +76,7 @@ def deliver(flow: Flow, pod: Obj | None, request: Request, ip: str, port: int, s
 def ingress(runtime: Runtime, pod: Obj, port: int, request: Request,
             client: tuple[str, int] = ("127.0.0.1", 40000), start: float | None = None) -> Response:
     """A request from outside the cluster arriving at ``pod``'s ``port`` (NodePort traffic)."""
-    flow = Flow.of(runtime, HOPS)
+    flow = Flow.of(runtime, HOPS, pod)
     t = start if start is not None else runtime.clock.now()
     response = network.to_pod(flow, pod, port, request, Peer(client[0], client[1]), t, None)
     runtime.clock.advance_to(response.end)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..runtime import Runtime
 from .accesslog import AccessRecord
-from .config import Snapshot, snapshot
+from .config import Snapshot, proxy_view, snapshot
 from .headers import Headers
 from .model import Failure, LocalReply, Request, Response
 from .state import MeshState, mesh_state
@@ -36,8 +36,11 @@ class Flow:
     hops: Hops
 
     @classmethod
-    def of(cls, runtime: Runtime, hops: Hops) -> Flow:
-        return cls(runtime, snapshot(runtime), mesh_state(runtime), hops)
+    def of(cls, runtime: Runtime, hops: Hops, proxy: Obj | None = None) -> Flow:
+        """A flow routed by the config ``proxy`` (the first Envoy of the request) has; under the
+        realism profile that may be an older version (the later hops use the same one)."""
+        snap = proxy_view(runtime, proxy) if proxy is not None else snapshot(runtime)
+        return cls(runtime, snap, mesh_state(runtime), hops)
 
     @property
     def rng(self) -> random.Random:
