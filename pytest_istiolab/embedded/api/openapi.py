@@ -1,13 +1,14 @@
-"""A skeleton OpenAPI v3: enough for ``kubectl`` to see that the server validates fields.
+"""OpenAPI v3: what ``kubectl`` asks before it validates fields and when it explains a kind.
 
 ``kubectl create/apply`` (``--validate=true``, the default) ask ``/openapi/v3`` whether the
 PATCH operation of the object's kind takes the ``fieldValidation`` query parameter; when it
 does, kubectl leaves validation to the server instead of downloading schemas. Each group
 version's document therefore lists, per resource, a PATCH operation tagged with its
-``x-kubernetes-group-version-kind`` and that parameter, and nothing else.
+``x-kubernetes-group-version-kind`` and that parameter. ``kubectl explain`` reads the
+kind's schema from the same document's ``components.schemas`` (:mod:`.openapi_schemas`:
+built-in kinds from the kubernetes client's models, custom resources from their CRD).
 
-Not modelled: schemas (``kubectl explain`` finds nothing; kubectl computes client-side
-apply patches from its compiled-in types instead). The validation itself happens on writes
+Not modelled: every other path and operation. The validation itself happens on writes
 (custom resources only, :mod:`.writes`). ``/openapi/v2`` is 404.
 """
 
@@ -21,6 +22,7 @@ from aiohttp import web
 from ..resources import ResourceType
 from ..store import Store
 from .context import context_of
+from .openapi_schemas import builtin_schemas, custom_schemas
 from .responses import json_response, not_found_path, status_response
 
 
@@ -51,8 +53,9 @@ def _document(entries: list[tuple[ResourceType, str]]) -> dict:
             "responses": {"200": {"description": "OK"}},
         }
         paths[f"{prefix}{scope}/{rt.plural}/{{name}}"] = {"patch": operation}
+    schemas = {**builtin_schemas(entries), **custom_schemas(entries)}
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.1"},
-            "paths": paths, "components": {"schemas": {}}}
+            "paths": paths, "components": {"schemas": schemas}}
 
 
 def _hash(entries: list[tuple[ResourceType, str]]) -> str:
