@@ -90,9 +90,9 @@ FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
         ("spec.accessLogging", "access log settings are not applied (meshConfig.accessLogFile "
          "is)"),
         ("spec.metrics", "metrics are not modelled"),
-        ("spec.tracing[].randomSamplingPercentage", "sampling is not applied: a tracing "
-         "provider only turns on B3 headers"),
         ("spec.tracing[].customTags", "custom tags are not applied"),
+        ("spec.tracing[].useRequestIdForTraceSampling", "the x-request-id trace mark is "
+         "always used"),
     ),
 }
 

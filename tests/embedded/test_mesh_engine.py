@@ -266,11 +266,21 @@ def test_client_without_sidecar_reaches_the_app_through_its_sidecar(kit: Kit) ->
 def test_b3_headers_only_when_tracing_is_configured(kit: Kit) -> None:
     untraced = json.loads(send(kit, "http://httpbin:8000/headers").body)["headers"]
     assert "X-B3-Traceid" not in untraced
-    kit.set_mesh({"accessLogFile": "/dev/stdout",
-                  "defaultConfig": {"tracing": {"zipkin": {"address": "zipkin:9411"}}}})
+    assert untraced["X-Request-Id"][0][14] == "4"  # no tracer: Envoy leaves the UUID alone
+    kit.set_mesh({"accessLogFile": "/dev/stdout", "defaultConfig": {"tracing": {
+        "sampling": 100, "zipkin": {"address": "zipkin:9411"}}}})
     traced = json.loads(send(kit, "http://httpbin:8000/headers").body)["headers"]
     assert len(traced["X-B3-Traceid"][0]) == 32 and traced["X-B3-Sampled"] == ["1"]
     assert traced["X-B3-Parentspanid"][0] != traced["X-B3-Spanid"][0]
+    assert traced["X-Request-Id"][0][14] == "9"  # Envoy's "sampled" mark in the UUID
+
+
+def test_legacy_tracing_samples_one_percent_by_default(kit: Kit) -> None:
+    """No istiod env and no ``sampling``: PILOT_TRACE_SAMPLING's default, 1 %."""
+    kit.set_mesh({"defaultConfig": {"tracing": {"zipkin": {"address": "zipkin:9411"}}}})
+    sampled = [json.loads(send(kit, "http://httpbin:8000/headers").body)["headers"]
+               ["X-B3-Sampled"][0] for _ in range(60)]
+    assert sampled.count("1") <= 5  # binomial(60, 0.01): P(more than 5) < 1e-5
 
 
 # ------------------------------------------------------- route actions (rewrite …)

@@ -16,7 +16,7 @@ Modelled, for plain HTTP/1.1:
 * gateways: Gateway selectors, server port to pod port mapping (D-24), host
   intersection, VirtualService merging, 404 NR; Envoy's request headers (x-request-id,
   x-forwarded-for/-proto, x-envoy-internal, x-envoy-attempt-count, XFCC on mTLS inbound,
-  B3 when tracing is configured, peer-metadata headers towards non-mesh upstreams) and
+  peer-metadata headers towards non-mesh upstreams) and
   response headers (server: istio-envoy, x-envoy-upstream-service-time);
 * access logs in Istio's default TEXT and JSON formats when ``accessLogFile`` is set;
 * fault injection (``faults``: delay and abort, ``percentage`` and the deprecated
@@ -34,12 +34,15 @@ Modelled, for plain HTTP/1.1:
   403 ``RBAC: access denied``);
 * Istio's standard HTTP metrics, both reporters (``telemetry``, read by the Prometheus addon
   model in ``workloads.prometheus``);
+* tracing (``tracing``): the tracer from Telemetry / mesh config (none by default since
+  1.22), sampling, W3C ``traceparent`` or B3 propagation, the x-request-id trace mark, one
+  span per hop with Envoy's and Istio's tags, delivered to the Jaeger addon model;
 * virtual time: latency is computed, never slept; a client deadline makes every hop
   still busy log ``0 DC``.
 
 Not yet modelled (see ``proxy`` for where each slots in): AuthorizationPolicy CUSTOM,
 TLS (SIMPLE, MUTUAL, origination), TCP routing, Sidecar and EnvoyFilter
-resources, TCP/gRPC metrics, spans sent to a tracing backend.
+resources, TCP/gRPC metrics, tracing providers other than OpenTelemetry and Zipkin.
 
 Public API
 ----------

@@ -37,7 +37,6 @@ class MeshConfig:
     access_log_format: str = ""
     outbound_policy: str = "ALLOW_ANY"
     trust_domain: str = "cluster.local"
-    tracing: bool = False
     raw: Obj = field(default_factory=dict, compare=False)
 
 
@@ -218,33 +217,14 @@ def read_mesh_config(runtime: Runtime) -> MeshConfig:
 
 def parse_mesh_config(raw: Obj) -> MeshConfig:
     policy = (raw.get("outboundTrafficPolicy") or {}).get("mode") or "ALLOW_ANY"
-    default_config = raw.get("defaultConfig") or {}
-    tracing = bool(default_config.get("tracing")) and raw.get("enableTracing", True) is not False
-    tracing = tracing or bool((raw.get("defaultProviders") or {}).get("tracing"))
     return MeshConfig(
         access_log_file=str(raw.get("accessLogFile") or ""),
         access_log_encoding=str(raw.get("accessLogEncoding") or "TEXT").upper(),
         access_log_format=str(raw.get("accessLogFormat") or ""),
         outbound_policy=str(policy).upper(),
         trust_domain=str(raw.get("trustDomain") or "cluster.local"),
-        tracing=tracing,
         raw=raw,
     )
-
-
-def tracing_enabled(snap: Snapshot) -> bool:
-    """True when proxies create spans: a mesh-wide tracer, or a Telemetry naming a provider.
-
-    Since Istio 1.22 the default tracer is ``none`` (catalogue D-22), so B3 headers appear only
-    after one of these is configured.
-    """
-    if snap.mesh.tracing:
-        return True
-    for tel in snap.telemetries:
-        for entry in (tel.get("spec") or {}).get("tracing") or []:
-            if entry.get("providers") and not entry.get("disableSpanReporting"):
-                return True
-    return False
 
 
 # ----------------------------------------------------------------- small object helpers

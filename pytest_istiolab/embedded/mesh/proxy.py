@@ -44,8 +44,9 @@ from . import (
     resilience,
     routing,
     telemetry,
+    tracing,
 )
-from .config import namespace_of, tracing_enabled
+from .config import namespace_of
 from .flow import Flow, Next, Peer, failed, http_date, millis
 from .headers import Headers
 from .model import (
@@ -85,6 +86,9 @@ class Hop:
     downstream: Peer
     local: tuple[str, int]  # the address the downstream connected to
     record: accesslog.AccessRecord = field(init=False)
+    trace: tracing.Active | None = field(default=None, init=False)  # this hop's span
+    decision: RouteDecision | None = field(default=None, init=False)
+    request: Request | None = field(default=None, init=False)  # as the hop received it
 
     @property
     def ip(self) -> str:
@@ -115,8 +119,7 @@ class Hop:
             if self.downstream.mtls and self.downstream.pod is not None:
                 h.set("x-forwarded-client-cert", self._xfcc())
         h.setdefault("x-request-id", self.flow.state.request_id())
-        if tracing_enabled(self.flow.snap):
-            self._span(h)
+        self.trace = tracing.start(self, h)
         return req
 
     def _xfcc(self) -> str:
@@ -126,19 +129,11 @@ class Hop:
         return (f"By={spiffe_id(self.proxy, trust)};Hash={digest};Subject=\"\";"
                 f"URI={client}")
 
-    def _span(self, h: Headers) -> None:
-        parent = h.get("x-b3-spanid")
-        if h.get("x-b3-traceid") is None:
-            h.set("x-b3-traceid", self.flow.state.hex_id(16))
-            h.set("x-b3-sampled", "1")
-        elif parent:
-            h.set("x-b3-parentspanid", parent)
-        h.set("x-b3-spanid", self.flow.state.hex_id(8))
-
     # ------------------------------------------------------------------- run
     def run(self, decision: RouteDecision, request: Request, start: float,
             deadline: float | None) -> Response:
         r = self.record = accesslog.AccessRecord(start)
+        self.decision, self.request = decision, request
         h = request.headers
         r.method, r.path, r.authority = request.method, request.path, request.authority
         r.user_agent, r.request_id = h.get("user-agent"), h.get("x-request-id")
@@ -182,6 +177,8 @@ class Hop:
     def _log(self, when: float) -> None:
         accesslog.write(self.flow.runtime, self.flow.snap.mesh, self.proxy, self.record, when)
         telemetry.observe(self, when)
+        if self.request is not None:
+            tracing.finish(self, self.request, when)
 
     def local_reply(self, reply: LocalReply, request: Request, at: float) -> Response:
         headers = Headers()

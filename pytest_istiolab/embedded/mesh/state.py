@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -43,10 +44,11 @@ class MeshState:
         self.noise = random.Random(self.seed * 7919 + 1)
 
     def request_id(self) -> str:
-        """An ``x-request-id`` as Envoy generates it (UUID text)."""
+        """An ``x-request-id`` as Envoy generates it: a version-4 UUID (the version digit is
+        where Envoy marks a trace decision, see ``tracing``)."""
         with self.lock:
-            h = f"{self.noise.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            bits = self.noise.getrandbits(128)
+        return str(uuid.UUID(int=bits, version=4))
 
     def hex_id(self, nbytes: int) -> str:
         with self.lock:

@@ -9,8 +9,9 @@ v2.15 (``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/N``, ``/delay
 (Labs 5.2 and 6, :mod:`.python_httpbin`), fortio's echo server (:mod:`.fortio_server`),
 Istio's helloworld (:mod:`.helloworld`) and the public ``httpbin.org``. ``curlimages/curl``
 (sleep) serves nothing; of the addons, Prometheus's HTTP API (:mod:`.prometheus`), Grafana's
-(:mod:`.grafana`) and Kiali's (:mod:`.kiali`). Not yet: Jaeger, Loki; a pod whose image has no
-model refuses connections on every port, and an exec into it says what is missing.
+(:mod:`.grafana`), Kiali's (:mod:`.kiali`) and Jaeger's query API (:mod:`.jaeger`). Not yet:
+Loki; a pod whose image has no model refuses connections on every port, and an exec into it
+says what is missing.
 
 Registration: ``register(kind, factory)`` where ``factory(pod, container) -> Workload``;
 :func:`app_for` finds the container serving a port. ``register_startup(kind, fn)`` makes
@@ -84,6 +85,7 @@ def _register_builtin() -> None:
         grafana,
         helloworld,
         httpbin,
+        jaeger,
         kiali,
         productpage,
         prometheus,
@@ -99,6 +101,7 @@ def _register_builtin() -> None:
     register_startup("httpbin", python_httpbin.started)
     register("fortio", fortio_server.FortioServer)
     register("helloworld", helloworld.Helloworld)
+    register("jaeger", jaeger.Jaeger)
     register("prometheus", prometheus.Prometheus)
     register("grafana", grafana.Grafana)
     register("kiali", kiali.Kiali)

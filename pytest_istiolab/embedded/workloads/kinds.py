@@ -17,7 +17,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "bookinfo-productpage": 9080, "bookinfo-reviews": 9080, "bookinfo-ratings": 9080,
     "bookinfo-details": 9080, "go-httpbin": 8080, "httpbin": 80, "fortio": 8080,
     "helloworld": 5000, "prometheus": 9090,
-    "grafana": 3000, "kiali": 20001,
+    "grafana": 3000, "kiali": 20001, "jaeger": 16686,
 }
 
 CURL_IMAGE_KINDS = ("curl", "sleep")
