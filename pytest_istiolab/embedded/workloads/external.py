@@ -7,24 +7,26 @@ caller's address to ``X-Forwarded-For``, and httpbin hides its "environment" hea
 ``origin`` is the forwarded chain, so a request through the egress gateway shows the
 sleep pod's IP and the cluster's public address (L3.6-C08). Latency is that of the
 Internet: a few hundred milliseconds (plus N s for ``/delay/N``, at most 10, as httpbin caps it).
+
+The routes are the Python httpbin's (:func:`.python_httpbin.route`, the same app): ``/get``
+(GET/HEAD/OPTIONS, else 405), ``/anything[/…]`` (any method; ``data``, ``files``, ``form``,
+``json``, ``method``), ``/headers``, ``/ip``, ``/user-agent``, ``/status/N`` (weighted
+``/status/200:3,500:1``; the teapot, ``Location`` and ``WWW-Authenticate`` where httpbin sets
+them), ``/delay/N``, ``/post`` ``/put`` ``/patch`` ``/delete``; JSON is Flask's pretty
+``jsonify`` (lines end in ``", "``). Response headers in the load balancer's order: ``Date``,
+``Content-Type``, ``Content-Length``, ``Connection``, ``Server``, then httpbin's own and CORS.
 """
 
 from __future__ import annotations
-
-import json
-import re
-from typing import Any
 
 from ..mesh.flow import Peer, http_date
 from ..mesh.headers import Headers
 from ..mesh.model import Request
 from ..mesh.state import MeshState
-from .base import AppResponse
+from .base import AppRequest, AppResponse
+from .python_httpbin import GUNICORN, route
 
-HIDDEN = {"x-varnish", "x-request-start", "x-heroku-queue-depth", "x-real-ip",
-          "x-forwarded-proto", "x-forwarded-protocol", "x-forwarded-ssl",
-          "x-heroku-queue-wait-time", "x-forwarded-for", "x-heroku-dynos-in-use",
-          "x-forwarded-port", "x-request-id", "via", "total-route-time", "connect-time"}
+BALANCER_IP = "172.31.12.45"  # the load balancer's private address, as gunicorn sees it
 
 
 def handle(host: str, request: Request, seen_from: Peer, now: float,
@@ -32,78 +34,38 @@ def handle(host: str, request: Request, seen_from: Peer, now: float,
     """The answer of public ``host`` to a request sent at ``now``, and how long it took."""
     if host != "httpbin.org":  # pragma: no cover - internet.PUBLIC_HOSTS lists only httpbin.org
         raise NotImplementedError(f"public host {host} has no behaviour in the embedded cluster")
-    took = noise.jitter(180.0, 650.0)
-    delay = _delay_of(request.path_only)
-    answer = python_httpbin(request, seen_from, noise, now)
-    if delay is not None and answer.status == 200:
-        took += delay  # httpbin sleeps before answering: the Internet's latency plus N s
-    answer.headers.set("Date", http_date(now + took))
+    waited: list[float] = []
+    answer = route(behind_balancer(request, seen_from, noise, now), noise.noise, waited.append)
+    took = noise.jitter(180.0, 650.0) + sum(waited)  # the Internet's latency, plus /delay/N
+    head = Headers([("Date", http_date(now + took))])
+    head.add("Content-Type", answer.headers.get("Content-Type") or "text/html; charset=utf-8")
+    head.add("Content-Length", str(len(answer.body)))
+    head.add("Connection", "keep-alive")
+    head.add("Server", f"gunicorn/{GUNICORN}")
+    for name, value in answer.headers:
+        if name.lower() != "content-type":
+            head.add(name, value)
+    head.add("Access-Control-Allow-Origin", "*")
+    head.add("Access-Control-Allow-Credentials", "true")
+    answer.headers = head
     return answer, took
 
 
-def python_httpbin(request: Request, seen_from: Peer, noise: MeshState,
-                   now: float) -> AppResponse:
-    headers = _received(request, seen_from, noise, now)
-    forwarded = headers.get("X-Forwarded-For")
-    origin = forwarded if forwarded else seen_from.ip
-    shown = {k: v for k, v in headers.items() if k.lower() not in HIDDEN}
-    path = request.path_only
-    url = f"http://{request.authority}{request.path}"
-    status_match = re.fullmatch(r"/status/(\d{3})", path)
-    if path == "/headers":
-        return _json({"headers": shown})
-    if path == "/ip":
-        return _json({"origin": origin})
-    if path == "/user-agent":
-        return _json({"user-agent": shown.get("User-Agent", "")})
-    if path in ("/get", "/anything") or path.startswith("/anything/"):
-        return _json({"args": dict(request.query), "headers": shown, "origin": origin,
-                      "url": url})
-    if status_match:
-        return AppResponse(int(status_match.group(1)), _base("text/html; charset=utf-8", 0))
-    if _delay_of(path) is not None:
-        data = request.body.decode("utf-8", "replace")
-        return _json({"args": dict(request.query), "data": data, "files": {}, "form": {},
-                      "headers": shown, "origin": origin, "url": url})
-    body = (b"<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 3.2 Final//EN\">\n<title>404 Not Found"
-            b"</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server."
-            b"  If you entered the URL manually please check your spelling and try again.</p>\n")
-    return AppResponse(404, _base("text/html", len(body)), body)
-
-
-MAX_DELAY = 10.0  # httpbin caps /delay/N at 10 seconds
-
-
-def _delay_of(path: str) -> float | None:
-    """``/delay/N`` (N seconds, fractions allowed, at most 10); None for other paths."""
-    match = re.fullmatch(r"/delay/([0-9]+(?:\.[0-9]*)?|\.[0-9]+)", path)
-    return min(float(match.group(1)), MAX_DELAY) if match else None
-
-
-def _received(request: Request, seen_from: Peer, noise: MeshState,
-              now: float) -> dict[str, str]:
-    """Headers as httpbin's Flask sees them behind the load balancer (Title-Case names)."""
-    out: dict[str, str] = {"Host": request.authority}
+def behind_balancer(request: Request, seen_from: Peer, noise: MeshState,
+                    now: float) -> AppRequest:
+    """The request as httpbin's gunicorn gets it from the AWS load balancer."""
+    headers = Headers()
     for name, value in request.headers:
-        out[_title(name)] = value
-    chain = out.get("X-Forwarded-For")
-    out["X-Forwarded-For"] = f"{chain}, {seen_from.ip}" if chain else seen_from.ip
-    out["X-Amzn-Trace-Id"] = f"Root=1-{int(now):08x}-{noise.hex_id(12)}"
-    return dict(sorted(out.items()))
+        if name.lower() not in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-port"):
+            headers.add(_title(name), value)
+    chain = request.headers.get("x-forwarded-for")
+    headers.set("X-Forwarded-For", f"{chain}, {seen_from.ip}" if chain else seen_from.ip)
+    headers.set("X-Forwarded-Proto", request.scheme)
+    headers.set("X-Forwarded-Port", "443" if request.scheme == "https" else "80")
+    headers.set("X-Amzn-Trace-Id", f"Root=1-{int(now):08x}-{noise.hex_id(12)}")
+    return AppRequest(request.method, request.path, request.authority, headers, request.body,
+                      BALANCER_IP, noise.ephemeral_port(), 80)
 
 
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
-
-
-def _base(content_type: str, length: int) -> Headers:
-    return Headers([("Date", ""), ("Content-Type", content_type), ("Content-Length", str(length)),
-                    ("Connection", "keep-alive"), ("Server", "gunicorn/19.9.0"),
-                    ("Access-Control-Allow-Origin", "*"),
-                    ("Access-Control-Allow-Credentials", "true")])
-
-
-def _json(value: Any) -> AppResponse:
-    body = (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
-    headers = _base("application/json", len(body))
-    return AppResponse(200, headers, body)

@@ -24,8 +24,10 @@ answer Flask's 404 page.
 from __future__ import annotations
 
 import json
+import random
 import re
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -128,28 +130,33 @@ class PythonHttpbin:
         return answer
 
     def _route(self, ctx: AppContext, req: AppRequest) -> AppResponse:
-        path, method = req.path_only, req.method
-        if path == "/":
-            return _text(INDEX, "text/html; charset=utf-8")
-        if path == "/headers":
-            return jsonify({"headers": shown_headers(req)})
-        if path == "/ip":
-            return jsonify({"origin": origin(req)})
-        if path == "/user-agent":
-            return jsonify({"user-agent": req.headers.get("user-agent") or ""})
-        if path == "/get":
-            return _allow(method, ("GET", "HEAD", "OPTIONS")) or jsonify(echo(req, False))
-        if path in BODY_METHODS:
-            return _allow(method, (BODY_METHODS[path],)) or jsonify(echo(req, True))
-        if path == "/anything" or path.startswith("/anything/"):
-            return jsonify({**echo(req, True), "method": method})
-        status = re.fullmatch(r"/status/([^/]+)", path)
-        if status:
-            return _status(status.group(1), ctx)
-        delay = re.fullmatch(r"/delay/([^/]+)", path)
-        if delay:
-            return _delay(delay.group(1), ctx, req)
-        return _text(NOT_FOUND, "text/html", 404)
+        return route(req, ctx.runtime.rng, ctx.wait)
+
+
+def route(req: AppRequest, rng: random.Random, wait: Callable[[float], None]) -> AppResponse:
+    """httpbin's answer to ``req`` (``rng`` picks among weighted codes, ``wait`` is a delay)."""
+    path, method = req.path_only, req.method
+    if path == "/":
+        return _text(INDEX, "text/html; charset=utf-8")
+    if path == "/headers":
+        return jsonify({"headers": shown_headers(req)})
+    if path == "/ip":
+        return jsonify({"origin": origin(req)})
+    if path == "/user-agent":
+        return jsonify({"user-agent": req.headers.get("user-agent") or ""})
+    if path == "/get":
+        return _allow(method, ("GET", "HEAD", "OPTIONS")) or jsonify(echo(req, False))
+    if path in BODY_METHODS:
+        return _allow(method, (BODY_METHODS[path],)) or jsonify(echo(req, True))
+    if path == "/anything" or path.startswith("/anything/"):
+        return jsonify({**echo(req, True), "method": method})
+    status = re.fullmatch(r"/status/([^/]+)", path)
+    if status:
+        return _status(status.group(1), rng)
+    delay = re.fullmatch(r"/delay/([^/]+)", path)
+    if delay:
+        return _delay(delay.group(1), wait, req)
+    return _text(NOT_FOUND, "text/html", 404)
 
 
 def access_line(req: AppRequest, status: int, size: int, now: float) -> str:
@@ -226,14 +233,14 @@ def _allow(method: str, allowed: tuple[str, ...]) -> AppResponse | None:
     return answer
 
 
-def _status(raw: str, ctx: AppContext) -> AppResponse:
+def _status(raw: str, rng: random.Random) -> AppResponse:
     choices: list[tuple[int, float]] = []
     for part in raw.split(","):
         number, _, weight = part.partition(":")
         if not number.isdigit():
             return _text("Invalid status code", "text/html; charset=utf-8", 400)
         choices.append((int(number), float(weight) if weight else 1.0))
-    code = choices[0][0] if len(choices) == 1 else ctx.runtime.rng.choices(
+    code = choices[0][0] if len(choices) == 1 else rng.choices(
         [c for c, _ in choices], [w for _, w in choices])[0]
     if code == 418:
         answer = _text(TEAPOT, "text/html; charset=utf-8", 418)
@@ -247,10 +254,10 @@ def _status(raw: str, ctx: AppContext) -> AppResponse:
     return answer
 
 
-def _delay(raw: str, ctx: AppContext, req: AppRequest) -> AppResponse:
+def _delay(raw: str, wait: Callable[[float], None], req: AppRequest) -> AppResponse:
     try:
         seconds = min(float(raw), MAX_DELAY)
     except ValueError:
         return _text(NOT_FOUND, "text/html", 404)
-    ctx.wait(max(0.0, seconds))
+    wait(max(0.0, seconds))
     return jsonify(echo(req, True))
