@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pytest_istiolab.embedded.install.profiles import (
     ALL_PROFILES,
     MODELLED_PROFILES,
+    MODELLED_VERSIONS,
     PROFILE_LIMITS,
 )
 
@@ -22,6 +23,8 @@ DEFAULT_PROFILE = "demo"
 ISTIO_PROFILES: tuple[str, ...] = ALL_PROFILES
 EMBEDDED_PROFILES: tuple[str, ...] = MODELLED_PROFILES
 EMBEDDED_PROFILE_LIMITS: dict[str, str] = PROFILE_LIMITS
+# Istio releases the embedded cluster models (newest 1.25, 1.26 and 1.27 patches, and 1.26.0)
+EMBEDDED_ISTIO_VERSIONS: tuple[str, ...] = MODELLED_VERSIONS
 
 CLUSTER_PROVIDERS: tuple[str, ...] = ("embedded", "kind", "existing")
 KEEP_CHOICES: tuple[str, ...] = ("never", "on-failure", "always")

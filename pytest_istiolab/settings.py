@@ -150,10 +150,11 @@ def _check_embedded(profile: str, version: str) -> None:
             f"the embedded cluster cannot run profile {profile!r}: {reason}",
             f"run it on a real cluster ({c.OPT_CLUSTER.flag}=existing --istio-context NAME), "
             f"or pick a profile the embedded cluster models: {', '.join(c.EMBEDDED_PROFILES)}")
-    if version != c.DEFAULT_ISTIO_VERSION:
-        raise UsageError(f"the embedded cluster models Istio {c.DEFAULT_ISTIO_VERSION} only, "
-                         f"not {version}",
-                         f"drop {c.OPT_VERSION.flag}, or test {version} on a real cluster")
+    if version not in c.EMBEDDED_ISTIO_VERSIONS:
+        raise UsageError(f"the embedded cluster models Istio "
+                         f"{', '.join(c.EMBEDDED_ISTIO_VERSIONS)}, not {version}",
+                         f"pass one of those to {c.OPT_VERSION.flag}, or test {version} on a "
+                         "real cluster")
 
 
 def _seed(raw: str | None) -> int:

@@ -28,7 +28,7 @@ def make_provider(settings: Settings) -> ClusterProvider:
         from pytest_istiolab.cluster.providers.embedded import EmbeddedProvider
 
         return EmbeddedProvider(settings.workdir / "embedded", settings.seed,
-                                realism=settings.realism)
+                                realism=settings.realism, istio_version=settings.version)
     if settings.cluster == "existing":
         from pytest_istiolab.cluster.providers.existing import ExistingProvider
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .install.releases import DEFAULT_VERSION, MODELLED_VERSIONS, release
 from .realism import Realism
 from .runtime import Runtime
 from .store import Store
@@ -27,8 +28,11 @@ class EmbeddedCluster:
     """A Kubernetes API server plus a model of the Istio 1.26 data plane, on 127.0.0.1."""
 
     def __init__(self, workdir: Path | None = None, seed: int | None = None, port: int = 0,
-                 realism: bool | Realism = False) -> None:
-        """``realism``: the realism profile (:mod:`.realism`), on with its defaults for True."""
+                 realism: bool | Realism = False, istio_version: str = DEFAULT_VERSION) -> None:
+        """``realism``: the realism profile (:mod:`.realism`), on with its defaults for True;
+        ``istio_version``: the release ``bin/istioctl`` installs."""
+        release(istio_version)  # UnknownRelease (a ValueError) names the modelled ones
+        self.istio_version = istio_version
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="istiolab-embedded-"))
         self.seed = seed if seed is not None else secrets.randbelow(2**31)
         self._port = port
@@ -101,7 +105,14 @@ class EmbeddedCluster:
 
     @property
     def istioctl(self) -> Path:
+        """The istioctl of ``istio_version`` (what ``istioctl install`` installs)."""
         return self.bin_dir / "istioctl"
+
+    def istioctl_of(self, version: str) -> Path:
+        """``bin/istioctl-<version>``: the istioctl of another modelled release, as a platform
+        team keeps one binary per release for an upgrade."""
+        release(version)
+        return self.bin_dir / f"istioctl-{version}"
 
     def _write_kubeconfig(self) -> None:
         config = {
@@ -116,10 +127,17 @@ class EmbeddedCluster:
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def _write_istioctl(self) -> None:
-        """A console program that speaks istioctl's CLI against this cluster's API only."""
+        """Console programs that speak istioctl's CLI against this cluster's API only: one
+        per modelled release, and ``istioctl`` for the cluster's own."""
         self.bin_dir.mkdir(parents=True, exist_ok=True)
+        for version in MODELLED_VERSIONS:
+            self._write_wrapper(self.istioctl_of(version), version)
+        self._write_wrapper(self.istioctl, self.istio_version)
+
+    def _write_wrapper(self, path: Path, version: str) -> None:
         script = (f"#!/bin/sh\nexec {sys.executable} -m pytest_istiolab.embedded.istioctl "
-                  f'--istiolab-default-kubeconfig {self.kubeconfig} "$@"\n')
-        self.istioctl.write_text(script)
-        mode = self.istioctl.stat().st_mode
-        os.chmod(self.istioctl, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+                  f"--istiolab-default-kubeconfig {self.kubeconfig} "
+                  f'--istiolab-client-version {version} "$@"\n')
+        path.write_text(script)
+        mode = path.stat().st_mode
+        os.chmod(path, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

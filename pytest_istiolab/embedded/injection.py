@@ -1,7 +1,11 @@
 """Istio 1.26 automatic sidecar injection, as a store admission plugin, and ``kube-inject``.
 
-Active only while the MutatingWebhookConfiguration ``istio-sidecar-injector`` exists (i.e.
-Istio is installed). Rules, as the 1.26 webhooks and injector policy decide them:
+Active only while a revision's MutatingWebhookConfiguration exists (``istio-sidecar-injector``
+for the default revision, ``istio-sidecar-injector-<rev>`` for others); revision tags
+(``istio-revision-tag-<tag>``, labelled ``istio.io/tag`` and ``istio.io/rev``) point a tag at
+a revision, and the ``default`` tag takes ``istio-injection=enabled``. The revision's
+``istio-sidecar-injector[-<rev>]`` ConfigMap gives the proxy image (its version) and
+``istio[-<rev>]`` the mesh config. Rules, as the 1.26 webhooks and injector policy decide them:
 
 * namespace ``istio-injection=enabled`` (or ``istio.io/rev=default`` without
   ``istio-injection``): inject, unless the pod has ``sidecar.istio.io/inject: "false"``
@@ -15,8 +19,8 @@ If the webhook configuration exists but the ``istiod`` Service does not (e.g. ``
 was deleted without uninstalling), a pod that needs injection is rejected with the 500
 error kube-apiserver gives when it cannot call the webhook (``failurePolicy: Fail``).
 
-The template itself lives in :mod:`.install.sidecar`. Not modelled: revisions other than
-``default``, injection templates and custom-template annotations, native sidecars, CNI.
+The template itself lives in :mod:`.install.sidecar`. Not modelled: injection templates and
+custom-template annotations, native sidecars (1.27 on Kubernetes >= 1.33), CNI.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from typing import Any
 import yaml
 
 from .install.sidecar import (
+    HUB,
     SidecarValues,
     init_container,
     proxy_container,
+    proxy_image,
     sidecar_volumes,
     status_annotation,
 )
@@ -54,8 +60,13 @@ def is_injected(pod: Obj) -> bool:
         "containers") or [])
 
 
-def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: str) -> bool:
-    """Would the 1.26 webhooks inject ``pod`` into a namespace with these labels?"""
+def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: str,
+                       revision_aware: bool = False) -> bool:
+    """Would the 1.26 webhooks inject ``pod`` into a namespace with these labels?
+
+    ``revision_aware``: any ``istio.io/rev`` value counts (which revision or tag it names,
+    and whether one is installed, :func:`injecting_revision` decides); otherwise only
+    ``default``."""
     spec = pod.get("spec") or {}
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -67,12 +78,15 @@ def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: st
     pod_flag = labels.get(INJECT, annotations.get(INJECT))
     if ns_inject == "disabled":
         return False
-    if ns_inject == "enabled" or (ns_inject is None and ns_rev == "default"):
+    if ns_inject == "enabled" or (ns_inject is None and ns_rev is not None
+                                  and (revision_aware or ns_rev == "default")):
         return str(pod_flag).lower() != "false"
     if ns_inject is None and ns_rev is None:
         if labels.get(INJECT) == "false":
             return False
-        return labels.get(INJECT) == "true" or labels.get("istio.io/rev") == "default"
+        pod_rev = labels.get("istio.io/rev")
+        return labels.get(INJECT) == "true" or pod_rev == "default" or (
+            revision_aware and bool(pod_rev))
     return False
 
 
@@ -147,40 +161,84 @@ def values_from_configmaps(injector_cm: Obj | None, mesh_cm: Obj | None) -> Side
     values.mesh_id = glob.get("meshID") or values.mesh_id
     values.cluster_id = (glob.get("multiCluster") or {}).get("clusterName") or values.cluster_id
     values.revision = raw.get("revision") or "default"
+    if glob.get("tag"):
+        values.image = proxy_image(str(glob["tag"])) if (glob.get("hub") or HUB) == HUB \
+            else f"{glob['hub']}/proxyv2:{glob['tag']}"
     mesh = yaml.safe_load(((mesh_cm or {}).get("data") or {}).get("mesh") or "") or {}
     values.trust_domain = mesh.get("trustDomain") or values.trust_domain
     return values
 
 
-def cluster_values(runtime: Runtime) -> SidecarValues:
+def cluster_values(runtime: Runtime, revision: str = "default") -> SidecarValues:
     store = runtime.store
     cms = store.resource_type("", "configmaps")
-    return values_from_configmaps(store.try_get(cms, "istio-system", WEBHOOK),
-                                  store.try_get(cms, "istio-system", "istio"))
+    suffix = "" if revision == "default" else f"-{revision}"
+    return values_from_configmaps(store.try_get(cms, "istio-system", WEBHOOK + suffix),
+                                  store.try_get(cms, "istio-system", "istio" + suffix))
 
 
-def maybe_inject(runtime: Runtime, pod: Obj) -> Obj:
-    """The admission step: inject ``pod`` if Istio is installed and the rules say so."""
+def _revisions(runtime: Runtime) -> tuple[set[str], dict[str, str]]:
+    """(revisions with an injector webhook, tag -> revision), from the cluster's
+    MutatingWebhookConfigurations as ``istioctl install`` and ``istioctl tag`` write them."""
     store = runtime.store
     webhooks = store.resource_type("admissionregistration.k8s.io",
                                    "mutatingwebhookconfigurations")
-    if store.try_get(webhooks, None, WEBHOOK) is None:
-        return pod
+    revisions, tags = set(), {}
+    for hook in store.list(webhooks, None, None)[0]:
+        meta = hook.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name = meta.get("name", "")
+        if name == WEBHOOK:
+            revisions.add("default")
+        elif name.startswith(WEBHOOK + "-"):
+            revisions.add(name[len(WEBHOOK) + 1:])
+        elif labels.get("istio.io/tag") and labels.get("istio.io/rev"):
+            tags[labels["istio.io/tag"]] = labels["istio.io/rev"]
+    return revisions, tags
+
+
+def injecting_revision(runtime: Runtime, ns_labels: dict[str, str], pod: Obj,
+                       namespace: str) -> str | None:
+    """The revision whose injector takes ``pod``, as the revision and tag webhooks select
+    it (``None``: no webhook matches)."""
+    if not injection_required(ns_labels, pod, namespace, revision_aware=True):
+        return None
+    revisions, tags = _revisions(runtime)
+
+    def resolve(name: str) -> str | None:
+        if name in tags:
+            return tags[name] if tags[name] in revisions else None
+        return name if name in revisions else None
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    if ns_labels.get("istio-injection") == "enabled":
+        return resolve("default")
+    if "istio.io/rev" in ns_labels:
+        return resolve(ns_labels["istio.io/rev"])
+    if labels.get("istio.io/rev"):
+        return resolve(labels["istio.io/rev"])
+    return resolve("default")  # sidecar.istio.io/inject=true: the default tag's webhook
+
+
+def maybe_inject(runtime: Runtime, pod: Obj) -> Obj:
+    """The admission step: inject ``pod`` if Istio is installed and the webhooks say so."""
+    store = runtime.store
     ns = (pod.get("metadata") or {}).get("namespace") or "default"
     nso = store.try_get(store.resource_type("", "namespaces"), None, ns) or {}
     ns_labels = (nso.get("metadata") or {}).get("labels") or {}
-    if not injection_required(ns_labels, pod, ns):
+    revision = injecting_revision(runtime, ns_labels, pod, ns)
+    if revision is None:
         return pod
+    values = cluster_values(runtime, revision)
     services = store.resource_type("", "services")
-    if store.try_get(services, "istio-system", "istiod") is None:
+    if store.try_get(services, "istio-system", values.istiod) is None:
         from .store import StoreError
 
-        hook = _webhook_name(ns_labels)
+        hook, svc = _webhook_name(ns_labels), values.istiod
         raise StoreError(500, "InternalError", f'Internal error occurred: failed calling webhook '
-                         f'"{hook}": failed to call webhook: Post "https://istiod.istio-system.'
-                         f'svc:443/inject?timeout=10s": service "istiod" not found',
-                         {"causes": [{"message": "service \"istiod\" not found"}]})
-    return inject_pod(pod, cluster_values(runtime))
+                         f'"{hook}": failed to call webhook: Post "https://{svc}.istio-system.'
+                         f'svc:443/inject?timeout=10s": service "{svc}" not found',
+                         {"causes": [{"message": f"service \"{svc}\" not found"}]})
+    return inject_pod(pod, values)
 
 
 def _webhook_name(ns_labels: dict[str, str]) -> str:

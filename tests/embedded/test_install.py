@@ -47,16 +47,16 @@ def test_exactly_the_14_crds_of_1_26() -> None:
 
 @pytest.mark.parametrize(("name", "short", "preferred", "served", "storage"), [
     ("virtualservices.networking.istio.io", ["vs"], "v1", {"v1", "v1alpha3", "v1beta1"},
-     "v1alpha3"),
+     "v1beta1"),
     ("destinationrules.networking.istio.io", ["dr"], "v1", {"v1", "v1alpha3", "v1beta1"},
-     "v1alpha3"),
-    ("gateways.networking.istio.io", ["gw"], "v1", {"v1", "v1alpha3", "v1beta1"}, "v1alpha3"),
+     "v1beta1"),
+    ("gateways.networking.istio.io", ["gw"], "v1", {"v1", "v1alpha3", "v1beta1"}, "v1beta1"),
     ("serviceentries.networking.istio.io", ["se"], "v1", {"v1", "v1alpha3", "v1beta1"},
-     "v1alpha3"),
+     "v1beta1"),
     ("workloadentries.networking.istio.io", ["we"], "v1", {"v1", "v1alpha3", "v1beta1"},
-     "v1alpha3"),
+     "v1beta1"),
     ("workloadgroups.networking.istio.io", ["wg"], "v1", {"v1", "v1alpha3", "v1beta1"},
-     "v1alpha3"),
+     "v1beta1"),
     ("envoyfilters.networking.istio.io", None, "v1alpha3", {"v1alpha3"}, "v1alpha3"),
     ("proxyconfigs.networking.istio.io", None, "v1beta1", {"v1beta1"}, "v1beta1"),
     ("peerauthentications.security.istio.io", ["pa"], "v1", {"v1", "v1beta1"}, "v1beta1"),
@@ -192,8 +192,8 @@ def test_component_overlays_and_operator_files() -> None:
 @pytest.mark.parametrize(("sets", "message"), [
     ({"profile": "ambient"}, "ambient mode"),
     ({"profile": "nosuch"}, "profiles are"),
-    ({"tag": "1.25.0"}, "Istio 1.26.0 only"),
-    ({"revision": "canary"}, "default revision only"),
+    ({"tag": "1.25.5"}, r"this istioctl installs Istio 1.26.0 .*that version.s istioctl"),
+    ({"revision": "Canary_1"}, "a revision is a DNS label"),
     ({"bogus.path": "1"}, 'unknown field "bogus"'),
 ])
 def test_unmodelled_settings_are_refused(sets: dict, message: str) -> None:

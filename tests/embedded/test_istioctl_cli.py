@@ -202,7 +202,8 @@ def test_analyze_reports_missing_gateway_and_subset(cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize(("argv", "text"), [
-    (["proxy-status"], '"proxy-status"; it models: install, manifest apply, uninstall'),
+    (["bug-report"], '"bug-report"; it models: install, upgrade, manifest apply, uninstall'),
+    (["tag", "generate", "prod"], '"tag generate"'),
     (["x", "wait"], '"x wait"'),
     (["dashboard", "kiali"], '"dashboard"'),
 ])

@@ -30,6 +30,25 @@ def test_a_profile_the_embedded_cluster_does_not_model_says_so(pytester):
                                  "*fix: run it on a real cluster*"])
 
 
+def test_a_release_the_embedded_cluster_does_not_model_names_the_modelled_ones(pytester):
+    result = pytester.runpytest("--istio-version=1.24.6")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*embedded cluster models Istio 1.25.5, 1.26.0, 1.26.8, "
+                                 "1.27.9, not 1.24.6*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_the_embedded_cluster_runs_the_release_of_istio_version(pytester):
+    pytester.makepyfile("def test_x(cluster):\n"
+                        "    import subprocess\n"
+                        "    out = subprocess.run([str(cluster.handle.istioctl), 'version',\n"
+                        "                          '--remote=false'], capture_output=True,\n"
+                        "                         text=True).stdout\n"
+                        "    print('CLIENT', out.strip())\n")
+    result = pytester.runpytest("-s", "--istio-version=1.25.5")
+    result.stdout.fnmatch_lines(["*CLIENT client version: 1.25.5*"])
+
+
 def test_unknown_cluster_provider_lists_the_valid_ones(pytester):
     result = pytester.runpytest("--istio-cluster=minikube")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

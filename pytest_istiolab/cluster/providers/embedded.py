@@ -16,14 +16,20 @@ class EmbeddedProvider:
 
     name = "embedded"
 
-    def __init__(self, workdir: Path, seed: int, realism: bool = False) -> None:
+    def __init__(self, workdir: Path, seed: int, realism: bool = False,
+                 istio_version: str | None = None) -> None:
         self.workdir, self.seed, self.realism = workdir, seed, realism
+        self.istio_version = istio_version
         self._cluster: EmbeddedCluster | None = None
 
     def start(self) -> ClusterHandle:
         try:
-            self._cluster = EmbeddedCluster(self.workdir, seed=self.seed,
-                                            realism=self.realism).start()
+            if self.istio_version:
+                cluster = EmbeddedCluster(self.workdir, seed=self.seed, realism=self.realism,
+                                          istio_version=self.istio_version)
+            else:
+                cluster = EmbeddedCluster(self.workdir, seed=self.seed, realism=self.realism)
+            self._cluster = cluster.start()
         except OSError as exc:
             raise ClusterError(f"the embedded cluster could not start: {exc}",
                                "free a loopback port or run with a real cluster "

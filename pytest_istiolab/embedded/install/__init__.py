@@ -1,4 +1,5 @@
-"""Istio 1.26.0 installation content for the embedded cluster.
+"""Istio installation content for the embedded cluster (1.25.5, 1.26.0, 1.26.8, 1.27.9:
+see :mod:`.releases` for what differs between them and what is not modelled).
 
 What ``istioctl install`` renders and applies for the modelled profiles (``default``,
 ``demo``, ``minimal``, ``empty``): the 14 CRDs, istiod and its configuration, the injection

@@ -29,8 +29,9 @@ COMPONENT_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
-def owner_labels(component: str | None = None) -> dict[str, str]:
-    labels = {MANAGED_LABEL: "Reconcile", VERSION_LABEL: ISTIO_VERSION, REVISION_LABEL: "default"}
+def owner_labels(component: str | None = None, version: str = ISTIO_VERSION,
+                 revision: str = "default") -> dict[str, str]:
+    labels = {MANAGED_LABEL: "Reconcile", VERSION_LABEL: version, REVISION_LABEL: revision}
     if component:
         labels[COMPONENT_LABEL] = component
     return labels
@@ -57,18 +58,37 @@ def obj(api_version: str, kind: str, name: str, labels: dict[str, str], body: Ob
     return {"apiVersion": api_version, "kind": kind, "metadata": meta, **(body or {})}
 
 
+def stamp_release(o: Obj, version: str, revision: str) -> None:
+    """Give a rendered object (and its pod template) the release's version and revision
+    labels, where the chart puts them (``app.kubernetes.io/version``, ``istio.io/rev``)."""
+    metas = [o.get("metadata") or {}]
+    template = ((o.get("spec") or {}).get("template") or {}).get("metadata")
+    if template:
+        metas.append(template)
+    for meta in metas:
+        labels = meta.get("labels") or {}
+        if "app.kubernetes.io/version" in labels:
+            labels["app.kubernetes.io/version"] = version
+        if REVISION_LABEL in labels:
+            labels[REVISION_LABEL] = revision
+        annotations = meta.get("annotations") or {}
+        if REVISION_LABEL in annotations:
+            annotations[REVISION_LABEL] = revision
+
+
 def component_of(o: Obj) -> str:
     return str(((o.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, ""))
 
 
-def proxy_env(workload: str, extra: list[Obj] | None = None) -> list[Obj]:
+def proxy_env(workload: str, extra: list[Obj] | None = None,
+              istiod: str = "istiod") -> list[Obj]:
     """The environment of a gateway's istio-proxy (router mode)."""
     def field(name: str, path: str) -> Obj:
         return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1",
                                                          "fieldPath": path}}}
     return [
         {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
-        {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
+        {"name": "CA_ADDR", "value": f"{istiod}.{NAMESPACE}.svc:15012"},
         field("NODE_NAME", "spec.nodeName"), field("POD_NAME", "metadata.name"),
         field("POD_NAMESPACE", "metadata.namespace"), field("INSTANCE_IP", "status.podIP"),
         field("HOST_IP", "status.hostIP"),

@@ -1,7 +1,8 @@
 """The 14 CustomResourceDefinitions of Istio 1.26 (``manifests/charts/base``).
 
 Names, scope, short names, categories, served/storage versions, printer columns and labels
-as 1.26 ships them: networking types serve v1, v1alpha3 and v1beta1 (stored as v1alpha3;
+as 1.25-1.27 ship them: networking types serve v1, v1alpha3 and v1beta1 (stored as
+v1beta1 up to 1.26, as v1 from 1.27: :func:`istio_crds`'s ``networking_storage``;
 kube-apiserver prefers v1), except EnvoyFilter (v1alpha3 only) and ProxyConfig (v1beta1
 only); security serves v1 and v1beta1 (stored as v1beta1); telemetry v1 and v1alpha1;
 WasmPlugin v1alpha1. Each version carries the same structural schema
@@ -10,7 +11,7 @@ WasmPlugin v1alpha1. Each version carries the same structural schema
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .crd_schemas import open_api_schema
@@ -51,29 +52,29 @@ SEC = "security.istio.io"
 
 CRD_SPECS: tuple[CrdSpec, ...] = (
     CrdSpec("extensions.istio.io", "WasmPlugin", "wasmplugins", ("v1alpha1",), "v1alpha1"),
-    CrdSpec(NET, "DestinationRule", "destinationrules", NETWORKING_VERSIONS, "v1alpha3",
+    CrdSpec(NET, "DestinationRule", "destinationrules", NETWORKING_VERSIONS, "v1beta1",
             ("dr",), (_col("Host", ".spec.host",
                            "The name of a service from the service registry"), AGE)),
     CrdSpec(NET, "EnvoyFilter", "envoyfilters", ("v1alpha3",), "v1alpha3", (), ()),
-    CrdSpec(NET, "Gateway", "gateways", NETWORKING_VERSIONS, "v1alpha3", ("gw",), ()),
+    CrdSpec(NET, "Gateway", "gateways", NETWORKING_VERSIONS, "v1beta1", ("gw",), ()),
     CrdSpec(NET, "ProxyConfig", "proxyconfigs", ("v1beta1",), "v1beta1", (), ()),
-    CrdSpec(NET, "ServiceEntry", "serviceentries", NETWORKING_VERSIONS, "v1alpha3", ("se",), (
+    CrdSpec(NET, "ServiceEntry", "serviceentries", NETWORKING_VERSIONS, "v1beta1", ("se",), (
         _col("Hosts", ".spec.hosts", "The hosts associated with the ServiceEntry"),
         _col("Location", ".spec.location",
              "Whether the service is external to the mesh or part of the mesh "
              "(MESH_EXTERNAL or MESH_INTERNAL)"),
         _col("Resolution", ".spec.resolution",
              "Service resolution mode for the hosts (NONE, STATIC, or DNS)"), AGE)),
-    CrdSpec(NET, "Sidecar", "sidecars", NETWORKING_VERSIONS, "v1alpha3", (), ()),
-    CrdSpec(NET, "VirtualService", "virtualservices", NETWORKING_VERSIONS, "v1alpha3", ("vs",), (
+    CrdSpec(NET, "Sidecar", "sidecars", NETWORKING_VERSIONS, "v1beta1", (), ()),
+    CrdSpec(NET, "VirtualService", "virtualservices", NETWORKING_VERSIONS, "v1beta1", ("vs",), (
         _col("Gateways", ".spec.gateways",
              "The names of gateways and sidecars that should apply these routes"),
         _col("Hosts", ".spec.hosts",
              "The destination hosts to which traffic is being sent"), AGE)),
-    CrdSpec(NET, "WorkloadEntry", "workloadentries", NETWORKING_VERSIONS, "v1alpha3", ("we",), (
+    CrdSpec(NET, "WorkloadEntry", "workloadentries", NETWORKING_VERSIONS, "v1beta1", ("we",), (
         AGE, _col("Address", ".spec.address",
                   "Address associated with the network endpoint."))),
-    CrdSpec(NET, "WorkloadGroup", "workloadgroups", NETWORKING_VERSIONS, "v1alpha3", ("wg",)),
+    CrdSpec(NET, "WorkloadGroup", "workloadgroups", NETWORKING_VERSIONS, "v1beta1", ("wg",)),
     CrdSpec(SEC, "AuthorizationPolicy", "authorizationpolicies", ("v1", "v1beta1"), "v1beta1",
             ("ap",), (_col("Action", ".spec.action", "The operation to take."), AGE),
             istio_label="security"),
@@ -113,6 +114,8 @@ def crd_object(spec: CrdSpec) -> Obj:
                      "versions": versions}}
 
 
-def istio_crds() -> list[Obj]:
-    """The 14 CRD objects, in the order the 1.26 chart renders them."""
-    return [crd_object(s) for s in CRD_SPECS]
+def istio_crds(networking_storage: str = "v1beta1") -> list[Obj]:
+    """The 14 CRD objects, in the order the chart renders them; the networking types stored
+    as ``networking_storage`` (``v1beta1`` on 1.25/1.26, ``v1`` on 1.27)."""
+    return [crd_object(replace(s, storage=networking_storage)
+                       if s.versions == NETWORKING_VERSIONS else s) for s in CRD_SPECS]

@@ -15,7 +15,7 @@ from typing import Any
 from .common import chart_labels, obj, proxy_env
 from .istiod import hpa
 from .profiles import InstallSpec
-from .sidecar import PROXY_IMAGE, canonical_resources
+from .sidecar import canonical_resources, proxy_image
 
 Obj = dict[str, Any]
 
@@ -82,12 +82,13 @@ def gateway_deployment(spec: InstallSpec, name: str, istio: str, labels: dict[st
                        for p in ports] + [{"containerPort": 15090, "name": "http-envoy-prom",
                                            "protocol": "TCP"}]
     container = {
-        "name": "istio-proxy", "image": PROXY_IMAGE, "imagePullPolicy": "IfNotPresent",
+        "name": "istio-proxy", "image": proxy_image(spec.version),
+        "imagePullPolicy": "IfNotPresent",
         "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
                  f"--proxyLogLevel={proxy.get('logLevel', 'warning')}",
                  f"--proxyComponentLogLevel={proxy.get('componentLogLevel', 'misc:error')}",
                  "--log_output_level=default:info"],
-        "ports": container_ports, "env": proxy_env(name),
+        "ports": container_ports, "env": proxy_env(name, istiod=spec.named("istiod")),
         "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021,
                                        "scheme": "HTTP"}, "failureThreshold": 30,
                            "initialDelaySeconds": 1, "periodSeconds": 2, "timeoutSeconds": 1,
@@ -118,7 +119,7 @@ def gateway_deployment(spec: InstallSpec, name: str, istio: str, labels: dict[st
         {"name": "istio-envoy", "emptyDir": {}}, {"name": "istio-data", "emptyDir": {}},
         {"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {
             "audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}]}},
-        {"name": "config-volume", "configMap": {"name": "istio", "optional": True}},
+        {"name": "config-volume", "configMap": {"name": spec.named("istio"), "optional": True}},
     ]
     return obj("apps/v1", "Deployment", name, labels, {"spec": {
         "selector": {"matchLabels": {"app": name, "istio": istio}},

@@ -1,7 +1,8 @@
 """Objects of the ``Base`` (Istio core) and ``Pilot`` (istiod) components of Istio 1.26.
 
 Base: the 14 CRDs, the reader ServiceAccount and the default-revision validating webhook.
-Pilot: istiod's ServiceAccount, RBAC, the ``istio`` mesh ConfigMap (``data.mesh``,
+Pilot (named ``<name>-<revision>`` when ``revision`` is set, as the chart names them):
+istiod's ServiceAccount, RBAC, the ``istio`` mesh ConfigMap (``data.mesh``,
 ``data.meshNetworks``), the ``istio-sidecar-injector`` ConfigMap (``data.values`` is what
 the embedded injector reads), the injection and validation webhook configurations, the
 istiod Deployment, Service, PodDisruptionBudget and (when autoscaling) HPA.
@@ -18,30 +19,38 @@ import yaml
 
 from .common import NAMESPACE, chart_labels, obj
 from .crds import istio_crds
-from .profiles import ISTIO_VERSION, InstallSpec
-from .sidecar import canonical_resources
+from .profiles import InstallSpec
+from .sidecar import HUB, canonical_resources
 
 Obj = dict[str, Any]
 PILOT = "Pilot"
 BASE = "Base"
-PILOT_IMAGE = f"docker.io/istio/pilot:{ISTIO_VERSION}"
 ISTIO_GROUPS = ["config.istio.io", "networking.istio.io", "security.istio.io",
                 "telemetry.istio.io", "extensions.istio.io"]
 
 
-def base_objects() -> list[Obj]:
+def pilot_image(version: str) -> str:
+    return f"{HUB}/pilot:{version}"
+
+
+def base_objects(spec: InstallSpec) -> list[Obj]:
+    """The shared CRDs and reader account; the default validator only with the default
+    revision (a revisioned install leaves the default one alone)."""
     labels = chart_labels("istio-reader", BASE)
-    return [
-        *istio_crds(),
-        obj("v1", "ServiceAccount", "istio-reader-service-account", labels),
-        obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
-            "istiod-default-validator", chart_labels("istiod", BASE, {"istio": "istiod"}),
-            {"webhooks": [_validation_webhook("validation.istio.io", {})]}, namespaced=False),
-    ]
+    out = [*istio_crds(spec.release.networking_storage),
+           obj("v1", "ServiceAccount", "istio-reader-service-account", labels)]
+    if not spec.revision:
+        out.append(obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+                       "istiod-default-validator",
+                       chart_labels("istiod", BASE, {"istio": "istiod"}),
+                       {"webhooks": [_validation_webhook("validation.istio.io", {}, "istiod")]},
+                       namespaced=False))
+    return out
 
 
 def mesh_config(spec: InstallSpec) -> Obj:
-    mesh: Obj = {"defaultConfig": {"discoveryAddress": "istiod.istio-system.svc:15012"},
+    mesh: Obj = {"defaultConfig": {"discoveryAddress":
+                                   f"{spec.named('istiod')}.istio-system.svc:15012"},
                  "defaultProviders": {"metrics": ["prometheus"]},
                  "enablePrometheusMerge": True, "rootNamespace": NAMESPACE,
                  "trustDomain": "cluster.local"}
@@ -61,39 +70,44 @@ def injector_values(spec: InstallSpec) -> Obj:
     glob = spec.values.get("global") or {}
     return {"global": {"proxy": glob.get("proxy") or {}, "meshID": glob.get("meshID") or "",
                        "multiCluster": glob.get("multiCluster") or {"clusterName": ""},
-                       "hub": "docker.io/istio", "tag": ISTIO_VERSION,
+                       "hub": HUB, "tag": spec.version,
                        "istioNamespace": NAMESPACE},
-            "revision": "", "sidecarInjectorWebhook": {"enableNamespacesByDefault": False,
-                                                       "rewriteAppHTTPProbe": True},
+            "revision": spec.revision,
+            "sidecarInjectorWebhook": {"enableNamespacesByDefault": False,
+                                       "rewriteAppHTTPProbe": True},
             "pilot": {"traceSampling": (spec.values.get("pilot") or {}).get("traceSampling")}}
 
 
 def pilot_objects(spec: InstallSpec) -> list[Obj]:
     labels = chart_labels("istiod", PILOT, {"istio": "pilot"})
-    sa = [{"kind": "ServiceAccount", "name": "istiod", "namespace": NAMESPACE}]
+    istiod, rev = spec.named("istiod"), spec.rev_label
+    selector = {"app": "istiod", "istio.io/rev": rev} if spec.revision else {"istio": "pilot"}
+    sa = [{"kind": "ServiceAccount", "name": istiod, "namespace": NAMESPACE}]
+    suffix = f"-{spec.revision}-{NAMESPACE}" if spec.revision else f"-{NAMESPACE}"
     reader = [{"kind": "ServiceAccount", "name": "istio-reader-service-account",
                "namespace": NAMESPACE}]
     out = [
-        obj("v1", "ServiceAccount", "istiod", labels),
-        *_cluster_role("istiod-clusterrole-istio-system", labels, sa, [
+        obj("v1", "ServiceAccount", istiod, labels),
+        *_cluster_role("istiod-clusterrole" + suffix, labels, sa, [
             {"apiGroups": ISTIO_GROUPS, "resources": ["*"], "verbs": ["get", "watch", "list"]},
             {"apiGroups": [""], "resources": ["pods", "nodes", "services", "namespaces",
                                               "endpoints"], "verbs": ["get", "list", "watch"]}]),
-        *_cluster_role("istiod-gateway-controller-istio-system", labels, sa, [
+        *_cluster_role("istiod-gateway-controller" + suffix, labels, sa, [
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["services", "serviceaccounts"], "verbs": ["*"]}]),
-        *_cluster_role("istio-reader-clusterrole-istio-system", labels, reader, [
+        *_cluster_role("istio-reader-clusterrole" + suffix, labels, reader, [
             {"apiGroups": ISTIO_GROUPS, "resources": ["*"], "verbs": ["get", "list", "watch"]}]),
-        obj("rbac.authorization.k8s.io/v1", "Role", "istiod", labels, {"rules": [
+        obj("rbac.authorization.k8s.io/v1", "Role", istiod, labels, {"rules": [
             {"apiGroups": [""], "resources": ["configmaps", "secrets"],
              "verbs": ["create", "get", "watch", "list", "update", "delete"]}]}),
-        obj("rbac.authorization.k8s.io/v1", "RoleBinding", "istiod", labels, {
+        obj("rbac.authorization.k8s.io/v1", "RoleBinding", istiod, labels, {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "istiod"}, "subjects": sa}),
-        obj("v1", "ConfigMap", "istio", {k: v for k, v in labels.items() if k != "app"}, {
+                        "name": istiod}, "subjects": sa}),
+        obj("v1", "ConfigMap", spec.named("istio"),
+            {k: v for k, v in labels.items() if k != "app"}, {
             "data": {"mesh": yaml.safe_dump(mesh_config(spec), sort_keys=True),
                      "meshNetworks": "networks: {}\n"}}),
-        obj("v1", "ConfigMap", "istio-sidecar-injector", labels, {"data": {
+        obj("v1", "ConfigMap", spec.named("istio-sidecar-injector"), labels, {"data": {
             "config": yaml.safe_dump({"policy": "enabled", "alwaysInjectSelector": [],
                                       "neverInjectSelector": [], "injectedAnnotations": {},
                                       "defaultTemplates": ["sidecar"],
@@ -101,31 +115,43 @@ def pilot_objects(spec: InstallSpec) -> list[Obj]:
                                                     "embedded cluster)"}}),
             "values": json.dumps(injector_values(spec), indent=2, sort_keys=True)}}),
         obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
-            "istio-sidecar-injector", labels, {"webhooks": _injection_webhooks("rev.")},
-            namespaced=False),
-        obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
-            "istio-revision-tag-default", {**labels, "istio.io/tag": "default"},
-            {"webhooks": _injection_webhooks("")}, namespaced=False),
+            spec.named("istio-sidecar-injector"), {**labels, "app": "sidecar-injector"},
+            {"webhooks": injection_webhooks("rev.", rev, istiod)}, namespaced=False),
         obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
-            "istio-validator-istio-system", labels, {"webhooks": [_validation_webhook(
-                "rev.validation.istio.io", {"matchExpressions": [
-                    {"key": "istio.io/rev", "operator": "In", "values": ["default"]}]})]},
+            spec.named("istio-validator") + "-istio-system", labels, {"webhooks": [
+                _validation_webhook("rev.validation.istio.io", {"matchExpressions": [
+                    {"key": "istio.io/rev", "operator": "In", "values": [rev]}]}, istiod)]},
             namespaced=False),
-        istiod_deployment(spec, labels),
-        obj("v1", "Service", "istiod", labels, {"spec": {
-            "type": "ClusterIP", "selector": {"app": "istiod", "istio": "pilot"},
+        istiod_deployment(spec, labels, selector),
+        obj("v1", "Service", istiod, labels, {"spec": {
+            "type": "ClusterIP", "selector": {"app": "istiod", **(
+                {"istio.io/rev": rev} if spec.revision else {"istio": "pilot"})},
             "ports": [
                 {"name": "grpc-xds", "port": 15010, "protocol": "TCP"},
                 {"name": "https-dns", "port": 15012, "protocol": "TCP"},
                 {"name": "https-webhook", "port": 443, "targetPort": 15017, "protocol": "TCP"},
                 {"name": "http-monitoring", "port": 15014, "protocol": "TCP"}]}}),
-        obj("policy/v1", "PodDisruptionBudget", "istiod", labels, {"spec": {
-            "minAvailable": 1, "selector": {"matchLabels": {"app": "istiod",
-                                                            "istio": "pilot"}}}}),
+        obj("policy/v1", "PodDisruptionBudget", istiod, labels, {"spec": {
+            "minAvailable": 1, "selector": {"matchLabels": {"app": "istiod", **selector}}}}),
     ]
+    if not spec.revision:  # the default tag: istio-injection=enabled and istio.io/rev=default
+        out.insert(out.index(next(o for o in out if o["kind"] ==
+                                  "MutatingWebhookConfiguration")) + 1,
+                   tag_webhook("default", "default", labels))
     if (spec.values.get("pilot") or {}).get("autoscaleEnabled"):
-        out.append(hpa("istiod", labels))
+        out.append(hpa(istiod, labels))
     return out
+
+
+def tag_webhook(tag: str, revision: str, labels: dict[str, str] | None = None) -> Obj:
+    """``istio-revision-tag-<tag>``: namespaces labelled ``istio.io/rev=<tag>`` (and, for the
+    ``default`` tag, ``istio-injection=enabled``) are injected by ``revision``'s istiod."""
+    base = dict(labels or chart_labels("istiod", PILOT, {"istio": "pilot"}))
+    base.update({"istio.io/rev": revision, "istio.io/tag": tag, "app": "sidecar-injector"})
+    istiod = "istiod" if revision == "default" else f"istiod-{revision}"
+    return obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+               f"istio-revision-tag-{tag}", base,
+               {"webhooks": injection_webhooks("", tag, istiod)}, namespaced=False)
 
 
 def hpa(name: str, labels: dict[str, str]) -> Obj:
@@ -136,11 +162,12 @@ def hpa(name: str, labels: dict[str, str]) -> Obj:
             "type": "Utilization", "averageUtilization": 80}}}]}})
 
 
-def istiod_deployment(spec: InstallSpec, labels: dict[str, str]) -> Obj:
+def istiod_deployment(spec: InstallSpec, labels: dict[str, str],
+                      selector: dict[str, str] | None = None) -> Obj:
     pilot = spec.values.get("pilot") or {}
     pod_labels = {**labels, "sidecar.istio.io/inject": "false",
                   "istio.io/dataplane-mode": "none"}
-    env = [{"name": "REVISION", "value": "default"},
+    env = [{"name": "REVISION", "value": spec.rev_label},
            {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1",
                                                            "fieldPath": "metadata.name"}}},
@@ -156,7 +183,8 @@ def istiod_deployment(spec: InstallSpec, labels: dict[str, str]) -> Obj:
            {"name": "CLUSTER_ID", "value": "Kubernetes"},
            {"name": "PLATFORM", "value": ""}]
     container = {
-        "name": "discovery", "image": PILOT_IMAGE, "imagePullPolicy": "IfNotPresent",
+        "name": "discovery", "image": pilot_image(spec.version),
+        "imagePullPolicy": "IfNotPresent",
         "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
                  "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
         "ports": [{"containerPort": 8080, "name": "http-debug", "protocol": "TCP"},
@@ -170,13 +198,13 @@ def istiod_deployment(spec: InstallSpec, labels: dict[str, str]) -> Obj:
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
     }
-    return obj("apps/v1", "Deployment", "istiod", labels, {"spec": {
+    return obj("apps/v1", "Deployment", spec.named("istiod"), labels, {"spec": {
         "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
-        "selector": {"matchLabels": {"istio": "pilot"}},
+        "selector": {"matchLabels": dict(selector or {"istio": "pilot"})},
         "template": {"metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/port": "15014", "prometheus.io/scrape": "true",
             "sidecar.istio.io/inject": "false"}},
-            "spec": {"serviceAccountName": "istiod", "tolerations": [
+            "spec": {"serviceAccountName": spec.named("istiod"), "tolerations": [
                 {"key": "cni.istio.io/not-ready", "operator": "Exists"}],
                 "containers": [container]}}}})
 
@@ -190,14 +218,16 @@ def _cluster_role(name: str, labels: dict[str, str], subjects: list[Obj],
                             "name": name}, "subjects": subjects}, namespaced=False)]
 
 
-def _client(path: str) -> Obj:
-    return {"service": {"name": "istiod", "namespace": NAMESPACE, "path": path, "port": 443}}
+def _client(path: str, service: str = "istiod") -> Obj:
+    return {"service": {"name": service, "namespace": NAMESPACE, "path": path, "port": 443}}
 
 
-def _injection_webhooks(prefix: str) -> list[Obj]:
+def injection_webhooks(prefix: str, rev: str = "default", service: str = "istiod") -> list[Obj]:
+    """A revision's (``rev.`` prefix) or a tag's webhooks; ``rev`` is the revision or tag
+    the namespace and object selectors match."""
     def hook(name: str, ns_sel: list[Obj], obj_sel: list[Obj]) -> Obj:
         return {"name": f"{prefix}{name}.sidecar-injector.istio.io",
-                "clientConfig": _client("/inject"),
+                "clientConfig": _client("/inject", service),
                 "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                            "resources": ["pods"], "scope": "*"}],
                 "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "None",
@@ -209,13 +239,13 @@ def _injection_webhooks(prefix: str) -> list[Obj]:
     def req(key: str, op: str, values: list[str] | None = None) -> Obj:
         return {"key": key, "operator": op, **({"values": values} if values else {})}
     not_false = req("sidecar.istio.io/inject", "NotIn", ["false"])
-    if prefix:
+    if prefix or rev != "default":
         return [
-            hook("namespace", [req("istio.io/rev", "In", ["default"]),
+            hook("namespace", [req("istio.io/rev", "In", [rev]),
                                req("istio-injection", "DoesNotExist")], [not_false]),
             hook("object", [req("istio.io/rev", "DoesNotExist"),
                             req("istio-injection", "DoesNotExist")],
-                 [not_false, req("istio.io/rev", "In", ["default"])])]
+                 [not_false, req("istio.io/rev", "In", [rev])])]
     return [
         hook("namespace", [req("istio-injection", "In", ["enabled"])], [not_false]),
         hook("object", [req("istio-injection", "DoesNotExist"),
@@ -224,8 +254,8 @@ def _injection_webhooks(prefix: str) -> list[Obj]:
               req("istio.io/rev", "DoesNotExist")])]
 
 
-def _validation_webhook(name: str, object_selector: Obj) -> Obj:
-    return {"name": name, "clientConfig": _client("/validate"),
+def _validation_webhook(name: str, object_selector: Obj, service: str) -> Obj:
+    return {"name": name, "clientConfig": _client("/validate", service),
             "rules": [{"apiGroups": ISTIO_GROUPS, "apiVersions": ["*"],
                        "operations": ["CREATE", "UPDATE"], "resources": ["*"], "scope": "*"}],
             "failurePolicy": "Ignore", "matchPolicy": "Equivalent", "sideEffects": "None",

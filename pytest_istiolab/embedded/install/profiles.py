@@ -9,7 +9,11 @@ Overlay paths: ``profile``, ``meshConfig.*`` (also ``values.meshConfig.*``, merg
 meshConfig as istioctl does), ``components.<c>.enabled`` (``base``, ``pilot``,
 ``ingressGateways[0]``/``[name:istio-ingressgateway]``, ``egressGateways[...]``),
 ``values.*`` (kept; those the embedded cluster does not act on are reported as notices),
-``hub``/``tag``/``revision`` (only the modelled values are accepted).
+``hub``/``tag`` (only the modelled values are accepted), ``revision`` (a DNS label; istiod,
+its Service, ConfigMaps and webhooks are then named ``<name>-<revision>``).
+
+The version installed is the istioctl's own (``version``, one of
+:data:`.releases.MODELLED_VERSIONS`), as with real istioctl binaries.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-ISTIO_VERSION = "1.26.0"
+from .releases import DEFAULT_VERSION, MODELLED_VERSIONS, Release, release
+
+ISTIO_VERSION = DEFAULT_VERSION
+REVISION_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ALL_PROFILES = ("ambient", "default", "demo", "empty", "minimal", "openshift",
                 "openshift-ambient", "preview", "remote", "stable")
 MODELLED_PROFILES = ("default", "demo", "minimal", "empty")
+__all__ = ["ALL_PROFILES", "ISTIO_VERSION", "MODELLED_PROFILES", "MODELLED_VERSIONS",
+           "PROFILE_LIMITS", "InstallError", "InstallSpec", "resolve"]
 PROFILE_LIMITS = {
     "ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
     "openshift-ambient": "ambient mode (ztunnel, waypoint proxies, istio-cni) is not modelled",
@@ -55,9 +64,24 @@ class InstallSpec:
     mesh_config: Obj
     values: Obj
     notices: list[str] = field(default_factory=list)
+    version: str = ISTIO_VERSION
+    revision: str = ""  # "" is the default revision
 
     def enabled(self, component: str) -> bool:
         return self.components.get(component, False)
+
+    @property
+    def release(self) -> Release:
+        return release(self.version)
+
+    @property
+    def rev_label(self) -> str:
+        """The ``istio.io/rev`` value of what this installs."""
+        return self.revision or "default"
+
+    def named(self, name: str) -> str:
+        """``istiod`` -> ``istiod-<revision>`` for a revisioned install."""
+        return f"{name}-{self.revision}" if self.revision else name
 
 
 DEMO_PROVIDERS = [
@@ -72,13 +96,13 @@ DEMO_PROVIDERS = [
 ]
 
 
-def _base_values() -> Obj:
+def _base_values(version: str) -> Obj:
     return {
         "global": {"proxy": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                            "limits": {"cpu": "2000m", "memory": "1024Mi"}},
                              "logLevel": "warning", "componentLogLevel": "misc:error"},
                    "meshID": "", "multiCluster": {"clusterName": ""},
-                   "hub": "docker.io/istio", "tag": ISTIO_VERSION},
+                   "hub": "docker.io/istio", "tag": version},
         "pilot": {"autoscaleEnabled": True, "traceSampling": 1.0,
                   "resources": {"requests": {"cpu": "500m", "memory": "2048Mi"}}},
         "gateways": {"istio-ingressgateway": {"autoscaleEnabled": True},
@@ -86,16 +110,20 @@ def _base_values() -> Obj:
     }
 
 
-def profile_spec(profile: str) -> InstallSpec:
+def profile_spec(profile: str, version: str = ISTIO_VERSION) -> InstallSpec:
     """The unmodified spec of a modelled profile."""
     if profile not in ALL_PROFILES:
-        raise InstallError(f'could not read profile "{profile}": the Istio {ISTIO_VERSION} '
+        raise InstallError(f'could not read profile "{profile}": the Istio {version} '
                            f"profiles are: {', '.join(ALL_PROFILES)}")
     if profile not in MODELLED_PROFILES:
         raise InstallError(f'the embedded cluster does not model the "{profile}" profile: '
                            f"{PROFILE_LIMITS[profile]} (it models: "
                            f"{', '.join(MODELLED_PROFILES)})")
-    values = _base_values()
+    try:
+        release(version)
+    except ValueError as err:
+        raise InstallError(str(err)) from None
+    values = _base_values(version)
     mesh: Obj = {}
     comps = {"base": True, "pilot": True, "ingressGateways": True, "egressGateways": False}
     if profile == "demo":
@@ -110,7 +138,12 @@ def profile_spec(profile: str) -> InstallSpec:
         comps.update(ingressGateways=False)
     elif profile == "empty":
         comps = dict.fromkeys(COMPONENTS, False)
-    return InstallSpec(profile, comps, mesh, values)
+    spec = InstallSpec(profile, comps, mesh, values, version=version)
+    if spec.release.native_sidecars:
+        spec.notices.append(f"Istio {version} injects native sidecars on Kubernetes >= 1.33 "
+                            "(ENABLE_NATIVE_SIDECARS=auto); the embedded cluster does not model "
+                            "them and keeps istio-proxy in the pod's containers")
+    return spec
 
 
 def parse_value(raw: Any) -> Any:
@@ -157,12 +190,13 @@ def set_path(target: Obj, parts: list[str], value: Any) -> None:
 
 
 def resolve(profile: str | None = None, sets: dict[str, Any] | None = None,
-            operator: Obj | None = None) -> InstallSpec:
-    """Profile, then an IstioOperator ``spec`` (``-f``), then ``--set`` paths, in that order."""
+            operator: Obj | None = None, version: str = ISTIO_VERSION) -> InstallSpec:
+    """Profile, then an IstioOperator ``spec`` (``-f``), then ``--set`` paths, in that order;
+    ``version`` is the istioctl's (what it installs)."""
     sets = dict(sets or {})
     op_spec = (operator or {}).get("spec") or {}
     name = str(sets.pop("profile", None) or op_spec.get("profile") or profile or "default")
-    spec = profile_spec(name)
+    spec = profile_spec(name, version)
     for key, val in op_spec.items():
         if key == "profile":
             continue
@@ -215,13 +249,19 @@ def _apply(spec: InstallSpec, path: str, value: Any) -> None:
             raise InstallError(f"hub {value} is not modelled: the embedded cluster runs only "
                                "docker.io/istio images")
     elif head == "tag":
-        if str(value) != ISTIO_VERSION:
-            raise InstallError(f"tag {value} is not modelled: the embedded cluster runs "
-                               f"Istio {ISTIO_VERSION} only")
+        if str(value).lstrip("v") != spec.version:
+            raise InstallError(f"tag {value} is not modelled: this istioctl installs Istio "
+                               f"{spec.version} (its own charts and images); to install "
+                               f"{value}, run that version's istioctl (the embedded cluster "
+                               f"provides bin/istioctl-<version>)")
     elif head == "revision":
-        if str(value) not in ("", "default"):
-            raise InstallError(f'revision "{value}" is not modelled: the embedded cluster '
-                               "models the default revision only")
+        rev = str(value)
+        if rev == "default":
+            rev = ""
+        if rev and not REVISION_RE.match(rev):
+            raise InstallError(f'invalid revision "{value}": a revision is a DNS label '
+                               '(lower-case letters, digits and "-", e.g. 1-26-8)')
+        spec.revision = rev
     elif head in ("namespace", "installPackagePath"):
         if head == "namespace" and str(value) != "istio-system":
             raise InstallError("only the istio-system namespace is modelled")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .common import COMPONENT_LABEL, owner_labels
+from .common import COMPONENT_LABEL, owner_labels, stamp_release
 from .gateways import egress_objects, ingress_objects
 from .istiod import BASE, PILOT, base_objects, pilot_objects
 from .profiles import InstallSpec, resolve
@@ -14,7 +14,7 @@ Obj = dict[str, Any]
 
 # (component label, enabled-flag key, builder), in install order
 _COMPONENTS = (
-    (BASE, "base", lambda spec: base_objects()),
+    (BASE, "base", base_objects),
     (PILOT, "pilot", pilot_objects),
     ("EgressGateways", "egressGateways", egress_objects),
     ("IngressGateways", "ingressGateways", ingress_objects),
@@ -29,8 +29,9 @@ def render_spec(spec: InstallSpec) -> list[Obj]:
             continue
         for o in build(spec):
             o = copy.deepcopy(o)
+            stamp_release(o, spec.version, spec.rev_label)
             labels = o["metadata"].setdefault("labels", {})
-            labels.update(owner_labels(component))
+            labels.update(owner_labels(component, spec.version, spec.rev_label))
             out.append(o)
     return out
 

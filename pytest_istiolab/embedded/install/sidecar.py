@@ -12,9 +12,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-ISTIO_VERSION = "1.26.0"
+from .releases import DEFAULT_VERSION
+
+ISTIO_VERSION = DEFAULT_VERSION
 HUB = "docker.io/istio"
-PROXY_IMAGE = f"{HUB}/proxyv2:{ISTIO_VERSION}"
+
+
+def proxy_image(version: str) -> str:
+    return f"{HUB}/proxyv2:{version}"
+
+
+PROXY_IMAGE = proxy_image(ISTIO_VERSION)
 SIDECAR_VOLUMES = ("workload-socket", "credential-socket", "workload-certs", "istio-envoy",
                    "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert")
 
@@ -34,6 +42,15 @@ class SidecarValues:
     log_level: str = "warning"
     component_log_level: str = "misc:error"
     image: str = PROXY_IMAGE
+
+    @property
+    def istiod(self) -> str:
+        """The istiod Service this revision's proxies connect to."""
+        return "istiod" if self.revision == "default" else f"istiod-{self.revision}"
+
+    @property
+    def version(self) -> str:
+        return self.image.rsplit(":", 1)[-1]
 
     def resources(self) -> Obj:
         return canonical_resources({"limits": self.limits, "requests": self.requests})
@@ -104,7 +121,7 @@ def proxy_env(values: SidecarValues, app_containers: list[Obj], workload: str,
               owner: str) -> list[Obj]:
     return [
         {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
-        {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
+        {"name": "CA_ADDR", "value": f"{values.istiod}.istio-system.svc:15012"},
         _field("POD_NAME", "metadata.name"),
         _field("POD_NAMESPACE", "metadata.namespace"),
         _field("INSTANCE_IP", "status.podIP"),

@@ -5,11 +5,13 @@ layer), so it works against the embedded API server and, for what it models, aga
 cluster. Rendering is pure (:func:`render_install`); :class:`~.backend.StoreBackend` lets
 tests run the same install/uninstall flow against a Store without a server.
 
-Scope and limitations: commands ``install``/``apply``/``manifest apply``, ``manifest
-generate``, ``uninstall --purge``, ``version``, ``x precheck``, ``profile list``,
-``kube-inject``, ``analyze`` (IST0101 only); profiles default, demo, minimal, empty;
-revision ``default`` only. ``proxy-config`` and every other command say they are not
-modelled and exit 1.
+Scope and limitations: commands ``install``/``apply``/``upgrade``/``manifest apply``,
+``manifest generate``, ``uninstall --purge``, ``version``, ``proxy-status``, ``tag
+set/list/remove``, ``x precheck``, ``profile list``, ``kube-inject``, ``analyze`` (IST0101
+only); profiles default, demo, minimal, empty; the releases of :mod:`..install.releases`
+(one program; ``bin/istioctl-<version>`` says which istioctl it is); any revision
+(``--set revision=``/``-r``). ``uninstall --revision``, ``proxy-config`` and every other
+command say they are not modelled and exit 1.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Command line of the embedded istioctl: real istioctl 1.26 command and flag names.
 
-Modelled: ``install`` (alias ``apply``) and ``manifest apply``, ``manifest generate``,
-``uninstall``, ``version``, ``x precheck``, ``profile list``, ``kube-inject``, ``analyze``.
+Modelled: ``install`` (alias ``apply``), ``upgrade`` and ``manifest apply``, ``manifest
+generate``, ``uninstall``, ``version``, ``proxy-status``, ``tag set/list/remove``, ``x
+precheck``, ``profile list``, ``kube-inject``, ``analyze``. One program plays every modelled
+release: ``--istiolab-client-version`` (written by the embedded cluster into its
+``bin/istioctl-<version>`` wrappers) says which istioctl it is.
 Anything else is refused with one line naming what is modelled (exit 1), never a traceback.
 Global flags (``-c/--kubeconfig``, ``--context``, ``-i/--istioNamespace``) work before or
 after the command, as with cobra.
@@ -18,13 +21,15 @@ import yaml
 
 from ..install import InstallError, render_spec, resolve
 from ..install.profiles import ISTIO_VERSION
+from ..install.releases import MODELLED_VERSIONS
 from . import commands
 from .backend import ApiError, Backend
 from .installer import Installer, InstallFailed
 
-MODELLED = ("install, manifest apply, uninstall, version, x precheck, profile list, "
-            "kube-inject, analyze")
+MODELLED = ("install, upgrade, manifest apply, uninstall, version, proxy-status, tag, "
+            "x precheck, profile list, kube-inject, analyze")
 DEFAULT_KUBECONFIG_FLAG = "--istiolab-default-kubeconfig"
+CLIENT_VERSION_FLAG = "--istiolab-client-version"
 SAILBOAT = r"""        |\
         | \
         |  \
@@ -78,7 +83,7 @@ def build_parser() -> Parser:
     common = Parser(add_help=False)
     _globals(common, suppress=True)
     sub = root.add_subparsers(dest="command", parser_class=Parser)
-    for name in ("install", "apply"):
+    for name in ("install", "apply", "upgrade"):
         _install_flags(sub.add_parser(name, parents=[common]))
     manifest = sub.add_parser("manifest", parents=[common]).add_subparsers(
         dest="subcommand", parser_class=Parser)
@@ -119,12 +124,29 @@ def build_parser() -> Parser:
     an.add_argument("-n", "--namespace", default=None)
     an.add_argument("-A", "--all-namespaces", action="store_true")
     an.add_argument("files", nargs="*")
+    for name in ("proxy-status", "ps"):
+        ps = sub.add_parser(name, parents=[common])
+        ps.add_argument("pod", nargs="?", default=None)
+        ps.add_argument("-n", "--namespace", default=None)
+        ps.add_argument("-r", "--revision", default="")
+    tag = sub.add_parser("tag", parents=[common]).add_subparsers(dest="subcommand",
+                                                                 parser_class=Parser)
+    tag_set = tag.add_parser("set", parents=[common])
+    tag_set.add_argument("tag")
+    tag_set.add_argument("-r", "--revision", default="")
+    tag_set.add_argument("--overwrite", action="store_true")
+    tag_set.add_argument("-y", "--skip-confirmation", action="store_true")
+    tag.add_parser("list", parents=[common]).add_argument("-o", "--output", default="table")
+    tag_rm = tag.add_parser("remove", parents=[common])
+    tag_rm.add_argument("tag")
+    tag_rm.add_argument("-y", "--skip-confirmation", action="store_true")
     for name in ("proxy-config", "pc"):
         sub.add_parser(name, parents=[common]).add_argument("rest", nargs=argparse.REMAINDER)
     return root
 
 
-KNOWN = {"install": None, "apply": None, "manifest": ("apply", "generate"), "uninstall": None,
+KNOWN = {"install": None, "apply": None, "upgrade": None, "manifest": ("apply", "generate"),
+         "uninstall": None, "proxy-status": None, "ps": None, "tag": ("set", "list", "remove"),
          "version": None, "x": ("precheck",), "experimental": ("precheck",),
          "profile": ("list",), "kube-inject": None, "analyze": None, "proxy-config": None,
          "pc": None}
@@ -163,6 +185,15 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         i = args_in.index(DEFAULT_KUBECONFIG_FLAG)
         default_kubeconfig = args_in[i + 1] if i + 1 < len(args_in) else None
         del args_in[i:i + 2]
+    version = ISTIO_VERSION
+    if CLIENT_VERSION_FLAG in args_in:
+        i = args_in.index(CLIENT_VERSION_FLAG)
+        version = args_in[i + 1] if i + 1 < len(args_in) else ""
+        del args_in[i:i + 2]
+        if version not in MODELLED_VERSIONS:
+            err.write(f"Error: the embedded istioctl models Istio {', '.join(MODELLED_VERSIONS)}"
+                      f", not {version!r}\n")
+            return 1
     if args_in[:1] == ["help"]:
         out.write(build_parser().format_help())
         return 0
@@ -183,7 +214,7 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return 0
     from .run import Runner
 
-    runner = Runner(args, stdin or sys.stdin, out, err, backend, default_kubeconfig)
+    runner = Runner(args, stdin or sys.stdin, out, err, backend, default_kubeconfig, version)
     try:
         return runner.run()
     except (InstallError, InstallFailed, commands.CommandError) as exc:
@@ -208,8 +239,9 @@ def sets_of(pairs: list[str]) -> dict[str, str]:
     return sets
 
 
-def render_yaml(profile: str | None, sets: dict[str, str], operator: dict | None) -> str:
-    objs = render_spec(resolve(profile, sets, operator))
+def render_yaml(profile: str | None, sets: dict[str, str], operator: dict | None,
+                version: str = ISTIO_VERSION) -> str:
+    objs = render_spec(resolve(profile, sets, operator, version))
     return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objs)
 
 

@@ -1,13 +1,22 @@
-"""The read-only istioctl commands: version, x precheck, profile list, kube-inject, analyze."""
+"""The istioctl commands besides install: version, proxy-status, tag, x precheck, profile
+list, kube-inject, analyze.
+
+Versions are read as istioctl reads them: istiod's from its ``discovery`` image (what its
+``:15014/version`` answers), a proxy's from its ``istio-proxy`` image (the ``ISTIO_VERSION``
+of its xDS metadata), so a proxy keeps its version until its pod is recreated.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any, TextIO
 
 import yaml
 
 from ..injection import kube_inject_documents, values_from_configmaps
-from ..install.profiles import ALL_PROFILES, ISTIO_VERSION
+from ..install.istiod import tag_webhook
+from ..install.profiles import ALL_PROFILES, ISTIO_VERSION, InstallSpec
+from ..install.releases import version_of_image
 from .backend import ApiError, Backend
 
 Obj = dict[str, Any]
@@ -32,19 +41,208 @@ def proxies(backend: Backend) -> list[Obj]:
                 "containers") or [])]
 
 
-def version(backend: Backend | None, out: TextIO, err: TextIO, istio_ns: str) -> int:
-    out.write(f"client version: {ISTIO_VERSION}\n")
+def _ready(pod: Obj) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or [])
+
+
+def _image(pod: Obj, container: str) -> str:
+    return next((c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []
+                 if c.get("name") == container), "")
+
+
+def istiod_pods(backend: Backend, istio_ns: str, revision: str = "") -> list[Obj]:
+    """Ready istiod pods (``app=istiod``), of one revision when ``revision`` is given."""
+    found = [p for p in backend.list("v1", "Pod", istio_ns, "app=istiod") if _ready(p)]
+    if revision:
+        found = [p for p in found if pod_revision(p) == revision]
+    return found
+
+
+def pod_revision(pod: Obj) -> str:
+    """The control-plane revision of an istiod or proxy pod (label, else the injector's
+    ``istio.io/rev`` annotation)."""
+    meta = pod.get("metadata") or {}
+    return str((meta.get("labels") or {}).get("istio.io/rev")
+               or (meta.get("annotations") or {}).get("istio.io/rev") or "default")
+
+
+def proxy_version(pod: Obj) -> str:
+    return version_of_image(_image(pod, "istio-proxy"))
+
+
+def version(backend: Backend | None, out: TextIO, err: TextIO, istio_ns: str,
+            client: str = ISTIO_VERSION, revision: str = "") -> int:
+    """``istioctl version``: identical control planes are coalesced into one line, mixed ones
+    are listed per istiod pod (``pilot version: ...``), proxies counted per version."""
+    out.write(f"client version: {client}\n")
     if backend is None:
         return 0
-    istiod = [p for p in backend.list("v1", "Pod", istio_ns, "app=istiod")
-              if (p.get("status") or {}).get("phase") == "Running"]
+    istiod = istiod_pods(backend, istio_ns, revision)
     if not istiod:
         err.write(f'no ready Istio pods in "{istio_ns}"\n')
         return 0
-    out.write(f"control plane version: {ISTIO_VERSION}\n")
-    count = len(proxies(backend))
-    if count:
-        out.write(f"data plane version: {ISTIO_VERSION} ({count} proxies)\n")
+    versions = [version_of_image(_image(p, "discovery")) for p in istiod]
+    if len(set(versions)) == 1:
+        out.write(f"control plane version: {versions[0]}\n")
+    else:
+        for pod, ver in zip(istiod, versions):
+            component = ((pod.get("metadata") or {}).get("labels") or {}).get("istio", "pilot")
+            out.write(f"{component} version: {ver}\n")
+    found = proxies(backend)
+    if revision:
+        found = [p for p in found if pod_revision(p) == revision]
+    if found:
+        counts: dict[str, int] = {}
+        for pod in found:
+            counts[proxy_version(pod)] = counts.get(proxy_version(pod), 0) + 1
+        out.write("data plane version: " + ", ".join(
+            f"{ver} ({n} proxies)" for ver, n in sorted(counts.items())) + "\n")
+    return 0
+
+
+def version_change_warning(backend: Backend, spec: InstallSpec, istio_ns: str,
+                           err: TextIO) -> None:
+    """istioctl's ``detectIstioVersionDiff``: installing over a control plane of the same
+    revision but another version warns (upgrade or downgrade)."""
+    try:
+        pods = istiod_pods(backend, istio_ns, spec.rev_label)
+    except ApiError:
+        return
+    tags = sorted(version_of_image(_image(p, "discovery")) for p in pods)
+    if not tags or tags[-1] == spec.version:
+        return
+    current = tags[-1]
+    word = "upgraded" if current < spec.version else "downgraded"
+    overwrite = ("         Running this command will overwrite it; use revisions to upgrade "
+                 "alongside the existing version.\n") if not spec.revision else ""
+    err.write(f"WARNING: Istio is being {word} from {current} to {spec.version}.\n{overwrite}"
+              "         Before upgrading, you may wish to use 'istioctl x precheck' to check "
+              "for upgrade warnings.\n")
+
+
+def _age(pod: Obj, now: float) -> str:
+    """Go's ``duration.HumanDuration`` of the time since the pod started, for SYNCED (...)."""
+    from datetime import datetime
+
+    started = (pod.get("status") or {}).get("startTime") or \
+        (pod.get("metadata") or {}).get("creationTimestamp")
+    try:
+        secs = max(0, int(now - datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+                          .timestamp()))
+    except ValueError:
+        secs = 0
+    if secs < 120:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        return f"{minutes}m{secs % 60}s" if secs % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60}m" if minutes % 60 else f"{minutes // 60}h"
+
+
+def tabulate(rows: list[list[str]], padding: int) -> str:
+    """Go's ``tabwriter`` with minwidth 0: every cell but a line's last padded to its
+    column's width plus ``padding``."""
+    widths = [max(len(r[i]) for r in rows if len(r) > i + 1) + padding
+              for i in range(max(len(r) for r in rows) - 1)]
+    return "".join("".join(c.ljust(widths[i]) if i < len(r) - 1 else c
+                           for i, c in enumerate(r)) + "\n" for r in rows)
+
+
+def proxy_status(backend: Backend, out: TextIO, istio_ns: str, pod_name: str | None = None,
+                 namespace: str | None = None, revision: str = "") -> int:
+    """``istioctl proxy-status``: every proxy connected to a ready istiod (its revision's),
+    with that istiod and the proxy's own version. The embedded control plane pushes
+    synchronously, so every type is ``SYNCED``; ECDS is ``IGNORED`` (nothing subscribes)."""
+    istiods: dict[str, list[str]] = {}
+    for pod in istiod_pods(backend, istio_ns, revision):
+        istiods.setdefault(pod_revision(pod), []).append(pod["metadata"]["name"])
+    rows, now = [], time.time()
+    for pod in proxies(backend):
+        meta = pod["metadata"]
+        name = f"{meta['name']}.{meta.get('namespace', 'default')}"
+        if namespace and meta.get("namespace") != namespace:
+            continue
+        if pod_name and pod_name not in (meta["name"], name):
+            continue
+        connected = sorted(istiods.get(pod_revision(pod), []))
+        if not connected or not _ready(pod):
+            continue  # no istiod of its revision: the proxy is not connected to any
+        synced = f"SYNCED ({_age(pod, now)})"
+        istiod = connected[sum(map(ord, meta["name"])) % len(connected)]
+        rows.append([name, "Kubernetes", synced, synced, synced, synced, "IGNORED", istiod,
+                     proxy_version(pod)])
+    if pod_name and not rows:
+        raise CommandError(f"could not find proxy {pod_name!r} connected to any istiod")
+    rows.sort()
+    head = ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
+    out.write(tabulate([head, *rows], 5))
+    return 0
+
+
+# ------------------------------------------------------------------- revision tags
+_MWC = "admissionregistration.k8s.io/v1"
+
+
+def _webhooks(backend: Backend, selector: str) -> list[Obj]:
+    return backend.list(_MWC, "MutatingWebhookConfiguration", None, selector)
+
+
+def tag_set(backend: Backend, out: TextIO, err: TextIO, tag: str, revision: str,
+            overwrite: bool) -> int:
+    if not revision:
+        raise CommandError("revision to point tag to is required")
+    canonical = [w for w in _webhooks(backend, f"istio.io/rev={revision}")
+                 if "istio.io/tag" not in (w["metadata"].get("labels") or {})]
+    if tag != "default" and not overwrite and [
+            w for w in _webhooks(backend, f"istio.io/rev={tag}")
+            if "istio.io/tag" not in (w["metadata"].get("labels") or {})]:
+        raise CommandError(f'cannot create revision tag "{tag}": found existing control plane '
+                           "revision with same name")
+    if not canonical:
+        raise CommandError("cannot modify tag: cannot find MutatingWebhookConfiguration with "
+                           f'revision "{revision}"')
+    if _webhooks(backend, f"istio.io/tag={tag}") and not overwrite:
+        raise CommandError(f'revision tag "{tag}" already exists, and --overwrite is false')
+    backend.apply(tag_webhook(tag, revision))
+    out.write(f'Revision tag "{tag}" created, referencing control plane revision "{revision}". '
+              "To enable injection using this\nrevision tag, use 'kubectl label namespace "
+              f"<NAMESPACE> istio.io/rev={tag}'\n")
+    return 0
+
+
+def tag_list(backend: Backend, out: TextIO) -> int:
+    hooks = _webhooks(backend, "istio.io/rev")
+    if not hooks:
+        out.write("No Istio revision tag MutatingWebhookConfigurations to list\n")
+        return 0
+    rows: dict[tuple[str, str], list[str]] = {}
+    for hook in hooks:
+        labels = hook["metadata"].get("labels") or {}
+        tag, rev = labels.get("istio.io/tag", ""), labels["istio.io/rev"]
+        namespaces = sorted(n["metadata"]["name"] for n in backend.list(
+            "v1", "Namespace", None, f"istio.io/rev={tag}")) if tag else []
+        rows[(rev, tag)] = [tag, rev, ",".join(namespaces)]
+    for rev, tag in list(rows):
+        if tag:
+            rows.pop((rev, ""), None)
+    out.write(tabulate([["TAG", "REVISION", "NAMESPACES"],
+                        *(rows[k] for k in sorted(rows))], 1))
+    return 0
+
+
+def tag_remove(backend: Backend, out: TextIO, tag: str) -> int:
+    hooks = _webhooks(backend, f"istio.io/tag={tag}")
+    if not hooks:
+        raise CommandError(f'cannot remove tag "{tag}": cannot find MutatingWebhookConfiguration '
+                           "for tag")
+    for hook in hooks:
+        backend.delete(_MWC, "MutatingWebhookConfiguration", hook["metadata"]["name"])
+    out.write(f"Revision tag {tag} removed\n")
     return 0
 
 
@@ -69,15 +267,17 @@ def profile_list(out: TextIO) -> int:
     return 0
 
 
-def kube_inject(backend: Backend, text: str, out: TextIO, istio_ns: str) -> int:
+def kube_inject(backend: Backend, text: str, out: TextIO, istio_ns: str,
+                revision: str = "") -> int:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise CommandError(f"failed to parse input: {exc}") from exc
-    injector = backend.get("v1", "ConfigMap", "istio-sidecar-injector", istio_ns)
-    mesh = backend.get("v1", "ConfigMap", "istio", istio_ns)
+    suffix = f"-{revision}" if revision and revision != "default" else ""
+    injector = backend.get("v1", "ConfigMap", "istio-sidecar-injector" + suffix, istio_ns)
+    mesh = backend.get("v1", "ConfigMap", "istio" + suffix, istio_ns)
     if injector is None or mesh is None:
-        missing = "istio-sidecar-injector" if injector is None else "istio"
+        missing = ("istio-sidecar-injector" if injector is None else "istio") + suffix
         raise CommandError(f'failed to get injection config: configmaps "{missing}" not found '
                            f'in namespace "{istio_ns}" (is Istio installed?)')
     values = values_from_configmaps(injector, mesh)

@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from ..install import COMPONENT_LABEL, COMPONENT_NAMES, InstallSpec, render_spec
 from ..install.common import MANAGED_LABEL, NAMESPACE, REVISION_LABEL, VERSION_LABEL
-from ..install.profiles import ISTIO_VERSION
 from .backend import ApiError, Backend
 
 Obj = dict[str, Any]
@@ -72,10 +71,11 @@ class Installer:
                                     "operation") from err
             self.err.write(f"✔ {name} installed {icon}\n")
             self.err.flush()
-        self.prune(objects)
+        self.prune(objects, spec)
         self.err.write("✔ Installation complete\n")
         self.err.flush()
-        self.out.write("Made this installation the default for cluster-wide operations.\n")
+        if not spec.revision:
+            self.out.write("Made this installation the default for cluster-wide operations.\n")
 
     def _ensure_namespace(self) -> None:
         if self.backend.get("v1", "Namespace", NAMESPACE) is None:
@@ -131,10 +131,12 @@ class Installer:
         return f"{what} ({'; '.join(reasons) or 'no pods'})"
 
     # ------------------------------------------------------------------ prune
-    def prune(self, objects: list[Obj]) -> list[str]:
+    def prune(self, objects: list[Obj], spec: InstallSpec) -> list[str]:
+        """What this istioctl installed before (its version, the same revision) and the new
+        installation no longer has; other versions' and revisions' objects stay."""
         keep = {_key(o) for o in objects}
-        selector = (f"{MANAGED_LABEL}=Reconcile,{VERSION_LABEL}={ISTIO_VERSION},"
-                    f"{REVISION_LABEL}=default,{COMPONENT_LABEL}")
+        selector = (f"{MANAGED_LABEL}=Reconcile,{VERSION_LABEL}={spec.version},"
+                    f"{REVISION_LABEL}={spec.rev_label},{COMPONENT_LABEL}")
         doomed = [o for api, kind in NAMESPACED_KINDS + CLUSTER_KINDS
                   for o in self._list(api, kind, selector) if _key(o) not in keep]
         # (listed in full before anything is deleted, as istioctl does)

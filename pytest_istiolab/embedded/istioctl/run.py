@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..install import InstallError, resolve
+from ..install.profiles import ISTIO_VERSION
 from . import commands
 from .backend import ApiError, Backend, RestBackend
 from .installer import Installer
@@ -36,10 +37,12 @@ def confirm(prompt: str, stdin: TextIO, out: TextIO) -> bool:
 
 class Runner:
     def __init__(self, args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO,
-                 backend: Backend | None, default_kubeconfig: str | None) -> None:
+                 backend: Backend | None, default_kubeconfig: str | None,
+                 version: str = ISTIO_VERSION) -> None:
         self.args, self.stdin, self.out, self.err = args, stdin, out, err
         self._backend = backend
         self.default_kubeconfig = default_kubeconfig
+        self.client_version = version
 
     @property
     def istio_ns(self) -> str:
@@ -58,7 +61,7 @@ class Runner:
     def run(self) -> int:
         cmd = self.args.command
         sub = getattr(self.args, "subcommand", None)
-        if cmd in ("install", "apply") or (cmd == "manifest" and sub == "apply"):
+        if cmd in ("install", "apply", "upgrade") or (cmd == "manifest" and sub == "apply"):
             return self.install()
         if cmd == "manifest" and sub == "generate":
             return self.generate()
@@ -66,6 +69,8 @@ class Runner:
                     "x": self.precheck, "experimental": self.precheck,
                     "profile": lambda: commands.profile_list(self.out),
                     "kube-inject": self.kube_inject, "analyze": self.analyze,
+                    "proxy-status": self.proxy_status, "ps": self.proxy_status,
+                    "tag": self.tag,
                     "proxy-config": self.proxy_config, "pc": self.proxy_config}
         return handlers[cmd]()
 
@@ -87,25 +92,26 @@ class Runner:
         sets = sets_of(self.args.set or [])
         if getattr(self.args, "revision", ""):
             sets["revision"] = self.args.revision
-        return resolve(None, sets, self._operator())
+        return resolve(None, sets, self._operator(), self.client_version)
 
     def install(self) -> int:
         from .cli import SAILBOAT
 
         if self.args.manifests:
             raise InstallError("--manifests is not modelled: the embedded cluster installs its "
-                               "built-in Istio 1.26.0 charts only")
+                               f"built-in Istio {self.client_version} charts only")
         timeout = parse_duration(self.args.readiness_timeout)
         spec = self._spec()
         backend = self.backend()
         for notice in spec.notices:
             self.err.write(f"! {notice}\n")
         self.err.write(SAILBOAT + "\n")
+        commands.version_change_warning(backend, spec, self.istio_ns, self.err)
         if self.args.dry_run:
             return 0
         if not self.args.skip_confirmation:
-            prompt = (f'This will install the Istio 1.26.0 profile "{spec.profile}" into the '
-                      "cluster. Proceed? (y/N)")
+            prompt = (f'This will install the Istio {spec.version} profile "{spec.profile}" '
+                      "into the cluster. Proceed? (y/N)")
             if not confirm(prompt, self.stdin, self.out):
                 self.err.write("Cancelled.\n")
                 return 1
@@ -115,7 +121,8 @@ class Runner:
     def generate(self) -> int:
         from .cli import render_yaml, sets_of
 
-        text = render_yaml(None, sets_of(self.args.set or []), self._operator())
+        text = render_yaml(None, sets_of(self.args.set or []), self._operator(),
+                           self.client_version)
         if self.args.output:
             Path(self.args.output).write_text(text)
         else:
@@ -148,7 +155,23 @@ class Runner:
             raise commands.CommandError("version -o json is not modelled by the embedded "
                                         "cluster")
         return commands.version(self.backend() if remote else None, self.out, self.err,
-                                self.istio_ns)
+                                self.istio_ns, self.client_version, self.args.revision)
+
+    def proxy_status(self) -> int:
+        return commands.proxy_status(self.backend(), self.out, self.istio_ns, self.args.pod,
+                                     self.args.namespace, self.args.revision)
+
+    def tag(self) -> int:
+        sub = self.args.subcommand
+        if sub == "list":
+            if self.args.output != "table":
+                raise commands.CommandError("tag list -o json/yaml is not modelled by the "
+                                            "embedded cluster")
+            return commands.tag_list(self.backend(), self.out)
+        if sub == "set":
+            return commands.tag_set(self.backend(), self.out, self.err, self.args.tag,
+                                    self.args.revision, self.args.overwrite)
+        return commands.tag_remove(self.backend(), self.out, self.args.tag)
 
     def precheck(self) -> int:
         return commands.precheck(self.backend(), self.out)
@@ -167,8 +190,10 @@ class Runner:
             raise commands.CommandError(f"open {name}: {exc.strerror or exc}") from exc
         if self.args.output:
             with open(self.args.output, "w") as fh:
-                return commands.kube_inject(self.backend(), text, fh, self.istio_ns)
-        return commands.kube_inject(self.backend(), text, self.out, self.istio_ns)
+                return commands.kube_inject(self.backend(), text, fh, self.istio_ns,
+                                            self.args.revision)
+        return commands.kube_inject(self.backend(), text, self.out, self.istio_ns,
+                                    self.args.revision)
 
     def analyze(self) -> int:
         ns = None if self.args.all_namespaces else (self.args.namespace or "default")

@@ -107,7 +107,7 @@ class Scrape(promql.Source):
             base = target_labels(pod)
             since = _started(pod)
             if _is_istiod(pod):
-                yield from self._istiod(base, since, len(proxies))
+                yield from self._istiod(base, since, len(proxies), _istiod_version(pod))
                 continue
             for name, value, extra in (
                     ("envoy_server_live", 1.0, {}), ("envoy_server_state", 0.0, {}),
@@ -123,11 +123,11 @@ class Scrape(promql.Source):
                 yield {**base, **dict(labels), "__name__": name}, series  # honor_labels
 
     @staticmethod
-    def _istiod(base: dict[str, str], since: float, proxies: int
+    def _istiod(base: dict[str, str], since: float, proxies: int, version: str
                 ) -> Iterable[tuple[dict[str, str], Any]]:
-        yield {**base, "__name__": "istio_build", "component": "pilot", "tag": "1.26.0"}, \
+        yield {**base, "__name__": "istio_build", "component": "pilot", "tag": version}, \
             Const(1.0, since)
-        yield {**base, "__name__": "pilot_xds", "version": "1.26.0"}, Const(float(proxies), since)
+        yield {**base, "__name__": "pilot_xds", "version": version}, Const(float(proxies), since)
         for kind in ("cds", "eds", "lds", "rds"):
             yield {**base, "__name__": "pilot_xds_pushes", "type": kind}, \
                 Const(float(proxies), since)
@@ -350,3 +350,11 @@ def _type_name(kind: str) -> str:
 def _rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t).astimezone().isoformat()
 
+
+def _istiod_version(pod: dict[str, Any]) -> str:
+    """istiod's version, as its ``istio_build`` metric reports it: its image's tag."""
+    from ..install.releases import version_of_image
+
+    image = next((c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []
+                  if c.get("name") == "discovery"), "")
+    return version_of_image(image)
