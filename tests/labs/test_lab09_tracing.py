@@ -54,13 +54,34 @@ def _provider(mesh_config: dict) -> dict | None:
                  if isinstance(p, dict) and p.get("name") == PROVIDER), None)
 
 
+def _selecting_jaeger(kube) -> dict | None:
+    """A namespace-wide Telemetry of the root namespace whose tracing selects ``jaeger``."""
+    for tel in kube.list("telemetry.istio.io/v1", "Telemetry", ISTIO_NS):
+        spec = tel.get("spec") or {}
+        if spec.get("selector") or spec.get("targetRefs"):
+            continue
+        for entry in spec.get("tracing") or []:
+            names = [p.get("name") for p in entry.get("providers") or []]
+            if names[:1] == [PROVIDER] and not entry.get("disableSpanReporting"):
+                return tel
+    return None
+
+
 @pytest.fixture(scope="module")
-def tracing_on(mesh_wide, istio):
-    """``kubectl apply -n istio-system`` of a Telemetry selecting the demo's ``jaeger``."""
+def tracing_on(request, istio, kube, istio_settings):
+    """``kubectl apply -n istio-system`` of a Telemetry selecting the demo's ``jaeger`` (with
+    ``--istio-read-only``: one that is there already, else a skip naming D-22)."""
     if _provider(istio.mesh_config()) is None:
         pytest.skip("the mesh config defines no 'jaeger' extension provider (the demo profile "
                     "does): install Istio with --istio-profile=demo")
-    mesh_wide.apply_policy(TELEMETRY)
+    if istio_settings.read_only:
+        found = _selecting_jaeger(kube)
+        if found is None:
+            pytest.skip("--istio-read-only is set and no Telemetry in istio-system selects the "
+                        "'jaeger' provider: tracing is off (D-22), and applying one changes "
+                        "mesh-wide state")
+        return found
+    request.getfixturevalue("mesh_wide").apply_policy(TELEMETRY)
     return TELEMETRY
 
 
@@ -140,13 +161,15 @@ def _require(trace: Trace | None) -> Trace:
 @pytest.mark.check("L9.4-C01")
 def test_tracing_is_enabled_by_a_telemetry_selecting_the_demo_provider(tracing_on, istio, kube):
     """D-22: the demo profile's provider (OpenTelemetry to the addon's collector), selected
-    by the ``mesh-default`` Telemetry in the root namespace."""
+    by a namespace-wide Telemetry in the root namespace (``mesh-default``, unless
+    ``--istio-read-only`` found another)."""
     provider = _provider(istio.mesh_config())
     otel = provider.get("opentelemetry") or {}
     assert (otel.get("service"), int(otel.get("port") or 0)) == COLLECTOR
-    found = kube.get("telemetry.istio.io/v1", "Telemetry", "mesh-default", ISTIO_NS)
-    assert found is not None, "the Telemetry mesh-default is not in istio-system"
-    assert found["spec"]["tracing"][0]["providers"] == [{"name": PROVIDER}]
+    name = tracing_on["metadata"]["name"]
+    found = _selecting_jaeger(kube)
+    assert found is not None and found["metadata"]["name"] == name, \
+        f"no Telemetry {name} in istio-system selecting {PROVIDER!r}"
 
 
 @pytest.mark.check("L9.4-C01")
