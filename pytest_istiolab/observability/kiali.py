@@ -81,11 +81,12 @@ class Kiali:
         return list(body["applications" if what == "apps" else what])
 
     def graph(self, namespace: str, graph_type: str = "versionedApp", duration: str = "10m",
-              inject_service_nodes: bool = True, appenders: str = "deadNode") -> Graph:
+              inject_service_nodes: bool = True,
+              appenders: str = "deadNode,responseTime", response_time: str = "95") -> Graph:
         """The graph page of ``namespace`` (the UI's defaults: versioned apps, service nodes)."""
         params = {"namespaces": namespace, "graphType": graph_type, "duration": duration,
                   "injectServiceNodes": str(inject_service_nodes).lower(),
-                  "appenders": appenders}
+                  "appenders": appenders, "responseTime": response_time}
         return Graph(self.api("/namespaces/graph", params), namespace)
 
 
@@ -127,6 +128,13 @@ class Graph:
         """An edge's HTTP rate (``http``, ``httpPercentReq`` …) as a number; 0 when absent."""
         traffic = self.edge_map().get((source, target)) or {}
         return float((traffic.get("rates") or {}).get(key, 0.0))
+
+    def response_time(self, source: str, target: str) -> float | None:
+        """An edge's response time label in ms (Kiali's ``responseTime`` appender), or None."""
+        for e in self.edges:
+            if (self.label(e["source"]), self.label(e["target"])) == (source, target):
+                return float(e["responseTime"]) if "responseTime" in e else None
+        return None
 
     def summary(self) -> dict[str, int]:
         """The side panel's counts: apps, versions, services, edges."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_istiolab.embedded.workloads import kiali_appenders as ka
 from pytest_istiolab.embedded.workloads import kiali_graph as kg
 
 
@@ -75,3 +76,41 @@ def test_versions_of_an_app_are_boxed_and_ids_are_kiali_hashes():
 def test_rate_strings_keep_one_significant_digit():
     assert [kg.rate_string(v) for v in (2.0, 0.5, 0.004, 0.0000123)] == [
         "2.00", "0.50", "0.004", "0.00001"]
+
+
+def _traffic(samples, **options):
+    traffic = kg.TrafficMap(kg.Options(**options))
+    traffic.add_vector(samples)
+    return traffic
+
+
+def test_response_time_goes_on_the_service_to_workload_edge():
+    sample = _sample("destination", "productpage", "v1", "details-v1", "details", "v1",
+                     "details", 0.2)
+    traffic = _traffic([sample], inject_service_nodes=True)
+    ka.add_response_times(traffic, [{**sample, "value": [0, "4.75"]}])
+    times = {(e.source.key, e.dest.key): e.response_time for e in traffic.edges}
+    assert times == {("vapp_Kubernetes_bi_productpage-v1", "svc_Kubernetes_bi_details"): None,
+                     ("svc_Kubernetes_bi_details", "vapp_Kubernetes_bi_details-v1"): 4.75}
+    built = kg.build(traffic)["elements"]["edges"]
+    # the JSON carries it as a string rounded to whole milliseconds
+    assert sorted(e["data"].get("responseTime", "-") for e in built) == ["-", "5"]
+
+
+def test_the_gateway_is_root_and_outside_the_graphed_namespace():
+    gw = _sample("destination", "istio-ingressgateway", "latest", "productpage-v1",
+                 "productpage", "v1", "productpage", 0.2)
+    gw["metric"].update(source_workload="istio-ingressgateway",
+                        source_workload_namespace="istio-system")
+    traffic = _traffic([gw])
+    ka.mark(traffic, ["bi"])
+    flags = {n.key: n.flags for n in traffic.nodes.values()}
+    assert flags == {"vapp_Kubernetes_istio-system_istio-ingressgateway":
+                     {"isRoot": True, "isOutside": True},
+                     "vapp_Kubernetes_bi_productpage-v1": {}}
+
+
+def test_appender_names_are_checked_as_kiali_does():
+    assert ka.check(["deadNode", "responseTime"], "95") is None
+    assert ka.check(["bogus"], "") == "Invalid appender [bogus]"
+    assert "must be one of" in (ka.check([], "90") or "")

@@ -17,11 +17,12 @@ Browser-only parts, mapped to the API fact behind them:
   chart): ``/api/namespaces`` and ``/api/clusters/health``;
 * C02's graph and its side panel ("5 apps (7 versions), 4 services, 11 edges", %Success 100):
   ``/api/namespaces/graph`` with the page's defaults (versioned apps, service nodes);
-* C03's edge labels (request percentages): the edges' ``httpPercentReq``. "Try different
-  layouts" is **not automatable**: a layout only places the same nodes and edges in the
-  browser (cytoscape's dagre/cose/… run client-side), no API answer depends on it. The
-  response-time labels need Kiali's ``responseTime`` appender, which the embedded Kiali does
-  not model: not asserted;
+* C03's edge labels (request percentages): the edges' ``httpPercentReq``. the response-time
+  labels (76 ms, 4 ms … in the screenshot) the edges' ``responseTime`` (the ``responseTime``
+  appender, 95th percentile): present, and productpage's at least details' (every productpage
+  request waits for a details call; the values themselves are the environment's). "Try
+  different layouts" is **not automatable**: a layout only places the same nodes and edges in
+  the browser (cytoscape's dagre/cose/… run client-side), no API answer depends on it;
 * C04–C06 (screenshots of the list pages): ``/api/clusters/apps``, ``services`` and
   ``workloads`` of the Bookinfo namespace.
 """
@@ -169,6 +170,8 @@ def test_versioned_app_graph_has_the_manual_nodes_and_edges(kiali, bookinfo, loa
     graph = _graph_with(kiali, bookinfo.namespace, cluster, SERVICE_EDGES)
     assert set(graph.edge_map()) == SERVICE_EDGES
     assert graph.summary() == {"apps": 5, "versions": 7, "services": 4, "edges": 11}
+    gateway = [d for i, d in graph.nodes.items() if graph.label(i) == GATEWAY]
+    assert gateway and gateway[0].get("isRoot") and gateway[0].get("isOutside"), gateway
 
 
 @pytest.mark.check("L9.3-C02")
@@ -211,6 +214,18 @@ def test_productpage_calls_details_and_reviews_equally(kiali, bookinfo, load, cl
     graph = _graph_with(kiali, bookinfo.namespace, cluster, calls)
     for service in ("details", "reviews"):
         assert abs(graph.rate("productpage v1", service, "httpPercentReq") - 50.0) <= 5.0
+
+
+@pytest.mark.check("L9.3-C03")
+def test_service_edges_carry_response_times(kiali, bookinfo, load, cluster):
+    """The graph's response-time labels: on each service -> workload edge (Kiali puts them
+    there when service nodes are shown), productpage's no less than details'."""
+    pages = {("productpage", "productpage v1"), ("details", "details v1")}
+    graph = _graph_with(kiali, bookinfo.namespace, cluster, pages)
+    times = {edge: graph.response_time(*edge) for edge in sorted(graph.edge_map())
+             if edge[0] in APPS}
+    assert all(t is not None and t > 0 for t in times.values()), times
+    assert times[("productpage", "productpage v1")] >= times[("details", "details v1")], times
 
 
 # ================================================================== C04-C06 list pages

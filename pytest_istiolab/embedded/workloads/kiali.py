@@ -21,9 +21,10 @@ both at the request's instant.
 Not modelled, answered with Kiali's error shape (``{"error": "..."}``, HTTP 501) naming
 what is missing: every other API route (Istio config and validations, details pages,
 metrics and dashboards, traces, mesh graph, pod logs and config dumps), and the graph
-features :mod:`.kiali_graph` lists. The metrics port 9090 refuses connections. Health has
-no health annotations and no ``adjustRateInterval`` (the interval is used as given); the
-lists carry no Istio references or validations (empty).
+features and appenders :mod:`.kiali_graph` and :mod:`.kiali_appenders` list (a graph request
+without ``appenders`` runs the modelled ones, where Kiali runs all). The metrics port 9090
+refuses connections. Health has no health annotations and no ``adjustRateInterval`` (the
+interval is used as given); the lists carry no Istio references or validations (empty).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import yaml
 
 from ..mesh.config import namespace_of
 from ..mesh.topology import has_sidecar, pod_labels, pod_ready, selects
+from . import kiali_appenders as ka
 from . import kiali_graph as kg
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
 
@@ -43,7 +45,6 @@ Obj = dict[str, Any]
 VERSION = "v2.8.0"
 COMMIT = "912029aeba4c6b71cbd81072de1da9bf1d77668e"  # tag v2.8.0
 CLUSTER = "Kubernetes"
-MODELLED_APPENDERS = ("deadNode",)
 DEFAULT_PROMETHEUS = "http://prometheus.istio-system:9090"
 
 
@@ -144,7 +145,9 @@ class Kiali:
             services.append({"name": "Prometheus", "version": str(build.get("version"))})
         except KialiError as err:
             warnings.append(f"Prometheus is unreachable: {err.message}")
-        services.append({"name": f"Kubernetes-{CLUSTER}", "version": "v1.33.0"})
+        from ..api.discovery import VERSION_INFO  # what the API server's /version says
+
+        services.append({"name": f"Kubernetes-{CLUSTER}", "version": VERSION_INFO["gitVersion"]})
         return {"status": {"Kiali container version": image.rpartition(":")[2] or VERSION,
                            "Kiali version": VERSION, "Kiali commit hash": COMMIT,
                            "Kiali state": "running"},
@@ -182,10 +185,13 @@ class Kiali:
                                  f"Kiali (modelled: {', '.join(kg.GRAPH_TYPES)})")
             raise KialiError(400, f"Invalid graphType [{graph_type}]")
         appenders = [a for a in (params.get("appenders") or "").split(",") if a]
-        missing = [a for a in appenders if a not in MODELLED_APPENDERS]
+        invalid = ka.check(appenders, params.get("responseTime") or "")
+        if invalid:
+            raise KialiError(400, invalid)
+        missing = [a for a in appenders if a not in ka.MODELLED]
         if missing:
             raise KialiError(501, f"appenders {missing} are not modelled by the embedded Kiali "
-                             f"(modelled: {', '.join(MODELLED_APPENDERS)})")
+                             f"(modelled: {', '.join(ka.MODELLED)})")
         for name in ("rateGrpc", "rateTcp"):
             if params.get(name) not in (None, "", "requests" if name == "rateGrpc" else "sent"):
                 raise KialiError(501, f"{name}={params[name]} is not modelled by the embedded "
@@ -208,6 +214,8 @@ class Kiali:
                     traffic.add_vector(self._vector(ctx, query))
                 except ValueError as err:
                     raise KialiError(500, str(err)) from None
+        ka.run(traffic, namespaces, appenders, params.get("responseTime") or "",
+               lambda q: self._vector(ctx, q))
         return kg.build(traffic)
 
     # -------------------------------------------------------------- health

@@ -16,8 +16,7 @@ Modelled: graph types ``versionedApp``, ``app`` and ``workload``; ``injectServic
 ``httpNoResponse``, ``httpPercentErr``, ``httpPercentReq``; nodes ``httpIn*``/``httpOut``)
 and ``responses`` by code with flags and hosts. Not modelled (the server answers Kiali's
 error shape naming them): the ``service`` graph type, gRPC message and TCP rates, ambient
-and waypoint handling, and the appenders other than ``deadNode`` (a no-op here: every node
-comes from traffic).
+and waypoint handling. Appenders: :mod:`.kiali_appenders`.
 """
 
 from __future__ import annotations
@@ -78,6 +77,7 @@ class Node:
     service: str = ""
     rates: dict[str, float] = field(default_factory=dict)
     dest_services: dict[tuple[str, str, str], None] = field(default_factory=dict)
+    flags: dict[str, bool] = field(default_factory=dict)  # isRoot, isOutside …
 
 
 @dataclass
@@ -88,6 +88,7 @@ class Edge:
     rates: dict[str, float] = field(default_factory=dict)
     responses: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    response_time: float | None = None  # ms, from the responseTime appender
 
 
 def ok(value: str) -> bool:
@@ -266,6 +267,7 @@ def _node_data(n: Node) -> Obj:
     if rates:
         data["traffic"] = [{"protocol": "http", "rates": rates}]
     data["healthData"] = None
+    data.update({k: v for k, v in sorted(n.flags.items()) if v})
     return data
 
 
@@ -273,6 +275,8 @@ def _edge_data(e: Edge) -> Obj:
     source, target = sha(e.source.key), sha(e.dest.key)
     data: Obj = {"id": sha(f"{source}.{target}.{e.protocol}"), "source": source,
                  "target": target, "traffic": {"protocol": e.protocol}}
+    if e.response_time is not None:
+        data["responseTime"] = f"{e.response_time:.0f}"
     total = e.rates.get("http", 0.0)
     if total <= 0:
         return data
