@@ -116,10 +116,17 @@ class Jaeger:
         return list(self.api(f"services/{service}/operations") or [])
 
     def traces(self, service: str, *, operation: str | None = None,
-               tags: dict[str, str] | None = None, limit: int = 20, lookback: str = "1h",
-               min_duration: str | None = None) -> list[Trace]:
-        """The UI's Find Traces: service, operation, tags, lookback, limit, min duration."""
-        params: dict[str, str] = {"service": service, "limit": str(limit), "lookback": lookback}
+               tags: dict[str, str] | None = None, limit: int = 20,
+               min_duration: str | None = None, start_us: int | None = None,
+               end_us: int | None = None) -> list[Trace]:
+        """The UI's Find Traces: service, operation, tags, limit, min duration. The UI turns
+        its Lookback into ``start``/``end`` from the browser's clock; without them the server
+        searches its own last 2 days, which is what the suite wants (no clock to agree on)."""
+        params: dict[str, str] = {"service": service, "limit": str(limit)}
+        if start_us is not None:
+            params["start"] = str(start_us)
+        if end_us is not None:
+            params["end"] = str(end_us)
         if operation:
             params["operation"] = operation
         if tags:

@@ -58,7 +58,7 @@ def jaeger(kit: Kit, path: str) -> Any:
 
 
 def traces(kit: Kit, service: str = "istio-ingressgateway.istio-system") -> list[dict]:
-    status, body = jaeger(kit, f"/api/traces?service={service}&limit=50&lookback=1h")
+    status, body = jaeger(kit, f"/api/traces?service={service}&limit=50")
     assert status == 200, body
     return body["data"]
 
@@ -164,7 +164,15 @@ def test_trace_by_id_and_errors(kit: Kit) -> None:
     status, body = jaeger(kit, "/api/traces?limit=2")
     assert status == 400 and body["errors"][0]["msg"] == "parameter 'service' is required"
     status, body = jaeger(kit, "/api/traces?service=productpage.default&minDuration=1parsec")
-    assert status == 400
+    assert (status, body["errors"][0]["msg"]) == (
+        400, "unable to parse param 'minDuration': time: invalid duration \"1parsec\"")
+    status, body = jaeger(kit, f"/api/traces?traceID={trace_id}")
+    assert status == 200 and [t["traceID"] for t in body["data"]] == [trace_id]
+    assert body["total"] == 0  # Jaeger sets total for services and operations only
+    assert jaeger(kit, "/api/traces/not-hex")[0] == 400
+    spans = body["data"][0]["spans"]
+    assert all({"key": "internal.span.format", "type": "string", "value": "otlp"} in s["tags"]
+               for s in spans)
 
 
 def test_tag_and_duration_search(kit: Kit) -> None:
@@ -175,3 +183,8 @@ def test_tag_and_duration_search(kit: Kit) -> None:
     found = traces(kit, f"istio-ingressgateway.istio-system&tags={tags}")
     assert len(found) == 2
     assert traces(kit, "productpage.default&minDuration=1h") == []
+    status, body = jaeger(kit, "/api/operations?service=reviews.default&spanKind=client")
+    assert body["data"] == [{"name": "ratings.default.svc.cluster.local:9080/*",
+                             "spanKind": "client"}] and body["total"] == 1
+    future = int((kit.rt.clock.now() + 60) * 1e6)
+    assert traces(kit, f"productpage.default&start={future}") == []

@@ -125,7 +125,7 @@ def _services(ns: str) -> dict[str, str]:
 
 
 def _ours(jaeger: Jaeger, service: str, agent: str) -> list[Trace]:
-    return jaeger.traces(service, tags={"user_agent": agent}, limit=20, lookback="1h")
+    return jaeger.traces(service, tags={"user_agent": agent}, limit=20)
 
 
 @pytest.fixture(scope="module")

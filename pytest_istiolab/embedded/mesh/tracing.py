@@ -114,6 +114,7 @@ class Span:
     duration: float
     tags: tuple[tuple[str, str], ...]
     collector: str  # the pod (namespace/name) the span was delivered to
+    format: str = "otlp"  # how it arrived: otlp (OpenTelemetry) or zipkin
 
 
 @dataclass
@@ -331,7 +332,8 @@ def finish(hop: Any, request: Any, when: float) -> None:
     span = Span(active.trace_id, active.span_id, active.parent_id,
                 operation(hop, getattr(hop, "decision", None), request),
                 service_name(hop.proxy), r.start, max(0.0, when - r.start),
-                tuple(span_tags(hop, active, request)), collector)
+                tuple(span_tags(hop, active, request)), collector,
+                "otlp" if active.tracer.kind == "opentelemetry" else "zipkin")
     store_of(hop.flow.runtime).add(span)
 
 

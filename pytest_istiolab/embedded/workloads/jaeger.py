@@ -3,16 +3,19 @@
 Scope and limitations
 ---------------------
 Serves the query HTTP API on 16686 under ``QUERY_BASE_PATH`` (``/jaeger`` in the addon):
-``/api/services``, ``/api/services/<service>/operations``, ``/api/operations?service=``
-(``[{name, spanKind}]``), ``/api/traces`` (``service`` required; ``operation``, ``tags`` as a
-JSON object or repeated ``tag=key:value``, ``minDuration``/``maxDuration`` as Go durations,
-``limit`` (default 100), ``lookback`` (``1h``, ``2d`` …) or ``start``/``end`` in µs, default
-the last hour) and ``/api/traces/<traceID>``, in Jaeger's structured response
-``{data, total, limit, offset, errors}`` and its JSON model (``traceID``, ``spans`` with
-``references`` CHILD_OF, ``startTime``/``duration`` in µs, ``tags`` ``{key, type, value}``,
-``logs``, ``processID``, ``warnings``; ``processes`` ``p1``…). A span whose parent is not in
-the trace carries the clock-skew adjuster's warning. Search matches traces with a span of
-the service (and operation, tags and duration) and returns them newest first.
+``/api/services``, ``/api/services/<service>/operations`` (names), ``/api/operations?service=
+[&spanKind=]`` (``[{name, spanKind}]``), ``/api/traces`` (``service`` required unless
+``traceID`` is given; ``operation``, ``tags`` as a JSON object and ``tag=key:value``,
+``minDuration``/``maxDuration`` as Go durations, ``limit`` (default 100), ``start``/``end``
+in µs, default the last 2 days to now; ``lookback`` is the UI's and the server ignores it) and
+``/api/traces/<traceID>``, as ``query/app/http_handler.go`` and ``query_parser.go`` answer:
+the structured response ``{data, total, limit, offset, errors}`` (``total`` 0 for traces),
+their error messages, and the JSON model (``traceID``, ``spans`` with ``references``
+CHILD_OF, ``startTime``/``duration`` in µs, ``tags`` ``{key, type, value}`` plus
+``internal.span.format``, ``logs``, ``processID``, ``warnings``; ``processes`` ``p1``…). A span
+whose parent is not in the trace carries the clock-skew adjuster's warning. Search matches
+traces with a span of the service (and operation, tags, duration and start window) and
+returns them newest first.
 
 The spans are those the mesh model delivered to this pod (:mod:`..mesh.tracing`: the
 provider's collector Service must select it). They are kept in memory for the pod's life
@@ -34,6 +37,7 @@ from .base import AppContext, AppRequest, AppResponse, json_response, text_respo
 Obj = dict[str, Any]
 BASE_PATH = "/jaeger"
 DEFAULT_LIMIT = 100
+DEFAULT_LOOKBACK = 2 * 86400.0  # defaultTraceQueryLookbackDuration
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
           "d": 86400.0}
@@ -74,20 +78,21 @@ class Jaeger:
         if found:
             return _ok(sorted({s.operation for s in spans if s.service == found.group(1)}))
         if path == "/api/operations":
-            service = dict(req.query).get("service") or ""
+            params = dict(req.query)
+            service, kind = params.get("service") or "", params.get("spanKind") or ""
             if not service:
                 raise BadQuery("parameter 'service' is required")
-            ops = {(s.operation, _tag(s, "span.kind")) for s in spans if s.service == service}
+            ops = {(s.operation, _tag(s, "span.kind")) for s in spans if s.service == service
+                   and (not kind or _tag(s, "span.kind") == kind)}
             return _ok([{"name": n, "spanKind": k} for n, k in sorted(ops)])
         if path == "/api/traces":
             return self._search(ctx, spans, req.query)
-        found = re.fullmatch(r"/api/traces/([0-9a-fA-F]+)", path)
+        found = re.fullmatch(r"/api/traces/([^/]+)", path)
         if found:
-            wanted = found.group(1).lower().lstrip("0")
-            trace = [s for s in spans if s.trace_id.lstrip("0") == wanted]
+            trace = _by_id(spans, _trace_id(found.group(1)))
             if not trace:
                 return _errors(404, "trace not found")
-            return _ok([trace_json(trace)])
+            return _ok([trace_json(trace)], total=False)
         return _not_found()
 
     def _spans(self, ctx: AppContext) -> list[Span]:
@@ -98,14 +103,27 @@ class Jaeger:
                 ) -> AppResponse:
         params = dict(query)
         service = params.get("service") or ""
-        if not service:
-            raise BadQuery("parameter 'service' is required")
         operation = params.get("operation") or ""
+        start = _micros(params.get("start"), "start", ctx.now - DEFAULT_LOOKBACK)
+        end = _micros(params.get("end"), "end", ctx.now)
         tags = _tags(query)
+        limit = DEFAULT_LIMIT
+        if params.get("limit"):
+            try:
+                limit = int(params["limit"])
+            except ValueError:
+                raise BadQuery(f'strconv.ParseInt: parsing "{params["limit"]}": invalid '
+                               "syntax") from None
         low = _duration(params.get("minDuration"), "minDuration")
         high = _duration(params.get("maxDuration"), "maxDuration")
-        start, end = _window(params, ctx.now)
-        limit = _int(params.get("limit"), "limit") or DEFAULT_LIMIT
+        ids = [_trace_id(v) for k, v in query if k == "traceID"]
+        if not ids and not service:
+            raise BadQuery("parameter 'service' is required")
+        if low and high and high < low:
+            raise BadQuery("'maxDuration' should be greater than 'minDuration'")
+        if ids:
+            found = [t for t in (_by_id(spans, i) for i in ids) if t]
+            return _ok([trace_json(t) for t in found], total=False)
         by_trace: dict[str, list[Span]] = {}
         for span in spans:
             by_trace.setdefault(span.trace_id, []).append(span)
@@ -115,7 +133,7 @@ class Jaeger:
                    for s in trace_spans):
                 hits.append(trace_spans)
         hits.sort(key=lambda t: min(s.start for s in t), reverse=True)
-        return _ok([trace_json(t) for t in hits[:limit]])
+        return _ok([trace_json(t) for t in hits[:limit]], total=False)
 
 
 def _matches(span: Span, service: str, operation: str, tags: dict[str, str],
@@ -150,7 +168,8 @@ def trace_json(spans: list[Span]) -> Obj:
         out.append({"traceID": span.trace_id, "spanID": span.span_id, "flags": 1,
                     "operationName": span.operation, "references": refs,
                     "startTime": int(span.start * 1e6), "duration": int(span.duration * 1e6),
-                    "tags": [{"key": k, "type": "string", "value": v} for k, v in span.tags],
+                    "tags": [{"key": k, "type": "string", "value": v} for k, v in
+                             (*span.tags, ("internal.span.format", span.format))],
                     "logs": [], "processID": pid, "warnings": warnings})
     return {"traceID": ordered[0].trace_id, "spans": out,
             "processes": {p: {"serviceName": name, "tags": []} for p, name in processes.items()},
@@ -167,11 +186,14 @@ def _tags(query: list[tuple[str, str]]) -> dict[str, str]:
         if key == "tags":
             try:
                 parsed = json.loads(value)
-            except ValueError:
-                raise BadQuery(f"malformed 'tags' parameter: {value}") from None
-            if not isinstance(parsed, dict):
-                raise BadQuery(f"malformed 'tags' parameter: {value}")
-            tags.update({str(k): str(v) for k, v in parsed.items()})
+            except ValueError as exc:
+                raise BadQuery("malformed 'tags' parameter, cannot unmarshal JSON: "
+                               f"{exc}") from None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str)
+                                                       for v in parsed.values()):
+                raise BadQuery("malformed 'tags' parameter, cannot unmarshal JSON: json: "
+                               "cannot unmarshal into Go value of type map[string]string")
+            tags.update(parsed)
         elif key == "tag":
             name, sep, val = value.partition(":")
             if not sep:
@@ -186,37 +208,33 @@ def _duration(raw: str | None, name: str) -> float | None:
         return None
     parts = _GO_DURATION.findall(raw)
     if not parts or "".join(n + u for n, u in parts) != raw:
-        raise BadQuery(f"cannot parse {name}: time: invalid duration \"{raw}\"")
+        raise BadQuery(f"unable to parse param '{name}': time: invalid duration \"{raw}\"")
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def _window(params: dict[str, str], now: float) -> tuple[float, float]:
-    end = _int(params.get("end"), "end")
-    end_s = end / 1e6 if end else now
-    start = _int(params.get("start"), "start")
-    lookback = params.get("lookback") or ""
-    if start:
-        return start / 1e6, end_s
-    if lookback and lookback != "custom":
-        found = re.fullmatch(r"(\d+)([mhd])", lookback)
-        if found is None:
-            raise BadQuery(f"unable to parse param 'lookback': {lookback}")
-        return end_s - int(found.group(1)) * _UNITS[found.group(2)], end_s
-    return end_s - 3600.0, end_s
-
-
-def _int(raw: str | None, name: str) -> int:
+def _micros(raw: str | None, name: str, default: float) -> float:
     if not raw:
-        return 0
+        return default
     try:
-        return int(raw)
+        return int(raw) / 1e6
     except ValueError:
-        raise BadQuery(f"unable to parse param '{name}': strconv.Atoi: parsing "
+        raise BadQuery(f"unable to parse param '{name}': strconv.ParseInt: parsing "
                        f"\"{raw}\": invalid syntax") from None
 
 
-def _ok(data: Any) -> AppResponse:
-    return json_response({"data": data, "total": len(data) if isinstance(data, list) else 0,
+def _trace_id(raw: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{1,32}", raw):
+        raise BadQuery(f"strconv.ParseUint: parsing \"{raw}\": invalid syntax")
+    return raw.lower().rjust(32, "0")
+
+
+def _by_id(spans: list[Span], trace_id: str) -> list[Span]:
+    return [s for s in spans if s.trace_id.rjust(32, "0") == trace_id]
+
+
+def _ok(data: Any, total: bool = True) -> AppResponse:
+    """Jaeger's structuredResponse (``total`` is set for services and operations only)."""
+    return json_response({"data": data, "total": len(data) if total else 0,
                           "limit": 0, "offset": 0, "errors": None})
 
 
