@@ -33,6 +33,8 @@ import pytest
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS
 from pytest_istiolab.observability import (
     MANUAL_NODE_PORTS,
+    Kiali,
+    KialiError,
     Prometheus,
     PrometheusError,
 )
@@ -97,6 +99,28 @@ def test_prometheus_answers_on_its_node_port(addon_node_ports, prom, addon_ports
         if not same:
             pytest.skip(f"{url} is not this cluster's Prometheus: another process on this host "
                         "holds the nodePort (parallel embedded clusters share 127.0.0.1)")
+        assert node.get("/").status_code == 200
+    finally:
+        node.close()
+
+
+@pytest.mark.check("L9.2-C01")
+def test_kiali_answers_on_its_node_port(addon_node_ports, addon_ports, bookinfo, cluster):
+    """``http://node1:31123/`` redirects to ``/kiali`` and serves this cluster's Kiali: the
+    namespaces it lists hold this run's Bookinfo namespace."""
+    url = _poll(lambda: addon_ports.node_url("kiali") or pytest.fail("no answer"), cluster,
+                "the Kiali NodePort accepts connections", cluster.timeouts.eventually)
+    node = Kiali(url, timeout=cluster.timeouts.http)
+    try:
+        try:
+            same = bookinfo.namespace in {n["name"] for n in node.namespaces()}
+        except (KialiError, httpx.HTTPError, KeyError, TypeError):
+            same = False
+        if not same:
+            pytest.skip(f"{url} is not this cluster's Kiali: another process on this host "
+                        "holds the nodePort (parallel embedded clusters share 127.0.0.1)")
+        root = node.client.get("/")
+        assert root.status_code == 302 and root.headers["location"].startswith("/kiali"), root
         assert node.get("/").status_code == 200
     finally:
         node.close()

@@ -40,6 +40,7 @@ from ..mesh.topology import has_sidecar, pod_labels, pod_ready, selects
 from . import kiali_appenders as ka
 from . import kiali_graph as kg
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
+from .kiali_lists import app_of, list_items
 
 Obj = dict[str, Any]
 VERSION = "v2.8.0"
@@ -277,8 +278,8 @@ class Kiali:
             status = dep.get("status") or {}
             synced = sum(1 for p in mine if has_sidecar(p) and pod_ready(p)) \
                 if any(has_sidecar(p) for p in mine) else -1
-            out.append((dep["metadata"]["name"], str((template.get("labels") or {})
-                                                     .get("app", "")),
+            labels = {k: str(v) for k, v in (template.get("labels") or {}).items()}
+            out.append((dep["metadata"]["name"], app_of(labels),
                         {"name": dep["metadata"]["name"],
                          "desiredReplicas": int((dep.get("spec") or {}).get("replicas", 1)),
                          "currentReplicas": int(status.get("replicas", 0)),
@@ -287,8 +288,6 @@ class Kiali:
         return out
 
     def _list(self, ctx: AppContext, what: str, params: dict[str, str]) -> Obj:
-        from .kiali_lists import list_items
-
         namespaces = self._requested(ctx, params)
         health = None
         if params.get("health") == "true":

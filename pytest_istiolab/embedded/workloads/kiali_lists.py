@@ -1,7 +1,9 @@
 """Kiali's list pages as the API serves them: ``/api/clusters/apps|services|workloads``.
 
 Shapes of ``models/app.go``, ``service.go`` and ``workload.go`` @v2.8.0. An application is
-the ``app`` label of Deployments' pod templates (Kiali's default app label); its ``labels``
+the app label of Deployments' pod templates (Kiali's default app label names, the first one
+present: ``service.istio.io/canonical-name``, ``app.kubernetes.io/name``, ``app``; versions
+likewise); its ``labels``
 join each label's values across its workloads (``version: v1,v2,v3``), as Kiali shows them.
 ``istioReferences`` are empty and ``validations`` are ``{}``: Istio config validation is not
 modelled.
@@ -15,6 +17,13 @@ from ..mesh.topology import has_sidecar, is_gateway, pod_labels, selects
 from .base import AppContext
 
 Obj = dict[str, Any]
+APP_LABELS = ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app")
+VERSION_LABELS = ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version")
+
+
+def app_of(labels: dict[str, str]) -> str:
+    """The workload's application by Kiali's app label names ("" when it has none)."""
+    return next((labels[k] for k in APP_LABELS if labels.get(k)), "")
 
 
 def _pods(ctx: AppContext, ns: str, selector: dict[str, str] | None) -> list[Obj]:
@@ -47,7 +56,8 @@ def _workload(dep: Obj, pods: list[Obj], cluster: str, health: Obj | None) -> Ob
         "istioSidecar": bool(pods) and all(has_sidecar(p) for p in pods),
         "isAmbient": False, "isGateway": any(is_gateway(p) for p in pods), "isWaypoint": False,
         "isZtunnel": False, "additionalDetailSample": None, "labels": labels,
-        "appLabel": "app" in labels, "versionLabel": "version" in labels,
+        "appLabel": bool(app_of(labels)),
+        "versionLabel": any(labels.get(k) for k in VERSION_LABELS),
         "podCount": len(pods), "annotations": dict(meta.get("annotations") or {}),
         "healthAnnotations": {}, "istioReferences": [],
         "serviceAccountNames": sorted({str(template.get("serviceAccountName") or "default")}),
@@ -83,7 +93,7 @@ def _service(svc: Obj, ctx: AppContext, cluster: str, health: Obj | None) -> Obj
     item: Obj = {
         "name": meta["name"], "namespace": meta.get("namespace", "default"),
         "istioSidecar": bool(pods) and all(has_sidecar(p) for p in pods), "cluster": cluster,
-        "isAmbient": False, "appLabel": "app" in labels, "additionalDetailSample": None,
+        "isAmbient": False, "appLabel": bool(app_of(labels)), "additionalDetailSample": None,
         "annotations": dict(meta.get("annotations") or {}), "healthAnnotations": {},
         "ports": {str(p.get("name") or p.get("port")): int(p["port"])
                   for p in spec.get("ports") or []},
@@ -111,7 +121,7 @@ def list_items(ctx: AppContext, what: str, namespaces: list[str], health: Obj | 
             continue
         apps: dict[str, list[tuple[Obj, list[Obj]]]] = {}
         for dep, pods in deployments:
-            app = _template_labels(dep).get("app")
+            app = app_of(_template_labels(dep))
             if app:
                 apps.setdefault(app, []).append((dep, pods))
         items += [_app(name, ns, apps[name], cluster, ns_health) for name in sorted(apps)]
