@@ -87,7 +87,7 @@ def test_body_and_title_as_the_manual_greps_it(kit: Kit) -> None:
 
 def test_head_and_include(kit: Kit) -> None:
     head = curl(kit, "-sI", "http://httpbin:8000/status/418").stdout.decode()
-    assert head.startswith("HTTP/1.1 418 ") and "\r\nserver: istio-envoy\r\n" in head
+    assert head.startswith("HTTP/1.1 418 ") and "\r\nserver: envoy\r\n" in head
     assert head.endswith("\r\n\r\n")
     include = curl(kit, "-si", "http://httpbin:8000/status/418").stdout
     assert include.endswith(b"\r\n\r\nI'm a teapot!")
@@ -97,7 +97,7 @@ def test_verbose_trace_goes_to_stderr(kit: Kit) -> None:
     result = curl(kit, "-sv", "http://httpbin:8000/ip")
     err = result.stderr.decode()
     assert "> GET /ip HTTP/1.1\n> Host: httpbin:8000\n> User-Agent: curl/8.14.1\n" in err
-    assert "< HTTP/1.1 200 OK\n" in err and "< server: istio-envoy\n" in err
+    assert "< HTTP/1.1 200 OK\n" in err and "< server: envoy\n" in err
     assert result.stdout.startswith(b"{")
 
 

@@ -66,7 +66,7 @@ def parsed_log(kit: Kit, pod_prefix: str, ns: str = "default") -> list[dict[str,
 def test_in_mesh_request_gets_envoy_headers_and_two_log_lines(kit: Kit) -> None:
     response = send(kit, "http://productpage:9080/productpage")
     assert response.status == 200
-    assert response.headers.get("server") == "istio-envoy"
+    assert response.headers.get("server") == "envoy"  # the client's outbound HCM overwrote it
     assert int(response.headers.get("x-envoy-upstream-service-time") or -1) >= 0
     client = parsed_log(kit, "sleep")[-1]
     server = [e for e in parsed_log(kit, "productpage") if e["path"] == "/productpage"][-1]

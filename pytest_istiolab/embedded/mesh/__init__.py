@@ -17,7 +17,9 @@ Modelled, for plain HTTP/1.1:
   intersection, VirtualService merging, 404 NR; Envoy's request headers (x-request-id,
   x-forwarded-for/-proto, x-envoy-internal, x-envoy-attempt-count, XFCC on mTLS inbound,
   peer-metadata headers towards non-mesh upstreams) and
-  response headers (server: istio-envoy, x-envoy-upstream-service-time);
+  response headers (server: istio-envoy on inbound and gateway HCMs, envoy on sidecar
+  outbound; x-envoy-upstream-service-time; x-envoy-decorator-operation as Envoy's
+  Ingress/Egress tracing applies route decorators);
 * access logs in Istio's default TEXT and JSON formats when ``accessLogFile`` is set;
 * fault injection (``faults``: delay and abort, ``percentage`` and the deprecated
   ``percent``, DI/FI, ``fault filter abort``) before the router; route timeouts and

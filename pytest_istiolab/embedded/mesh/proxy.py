@@ -74,6 +74,7 @@ CONNECT_FAILURE = LocalReply(
 NO_HEALTHY_UPSTREAM = LocalReply(503, "no healthy upstream", "UH", "no_healthy_upstream")
 NO_CLUSTER = LocalReply(503, "", "NC", "cluster_not_found")
 PEER_METADATA = ("x-envoy-peer-metadata", "x-envoy-peer-metadata-id")
+DECORATOR = "x-envoy-decorator-operation"
 
 
 @dataclass
@@ -118,6 +119,9 @@ class Hop:
                 h.remove(name)
             if self.downstream.mtls and self.downstream.pod is not None:
                 h.set("x-forwarded-client-cert", self._xfcc())
+            if DECORATOR in h and decorates(self):  # Ingress: the caller's operation wins
+                req.metadata["decorator_overridden"] = bool(h.get(DECORATOR))
+                h.remove(DECORATOR)
         h.setdefault("x-request-id", self.flow.state.request_id())
         self.trace = tracing.start(self, h)
         return req
@@ -166,7 +170,9 @@ class Hop:
         if "content-length" in headers:
             headers.remove("transfer-encoding")
         headers.set("date", headers.get("date") or http_date(end))
-        headers.set("server", "istio-envoy")
+        headers.set("server", server_name(self))
+        if decorates(self):
+            decorate_response(self, headers, request)
         r.status, r.flags, r.details = response.status, response.response_flags, response.details
         r.bytes_sent, r.duration_ms = len(response.body), millis(end - start)
         self._log(end)
@@ -361,10 +367,41 @@ def _upstream_request(hop: Hop, decision: RouteDecision, request: Request,
         req.authority = str(rewrite["authority"])
     _apply_header_ops(req.headers, (route.get("headers") or {}).get("request") or {})
     req.headers.set("x-envoy-attempt-count", "1")
+    if not decision.passthrough and decorates(hop):  # Egress: the route's decorator goes up
+        req.headers.set(DECORATOR, tracing.operation(hop, decision, request))
     if endpoint is None or endpoint.pod is None or not (has_sidecar(endpoint.pod) or
                                                         is_gateway(endpoint.pod)):
         req = _with_metadata(hop, req)
     return req
+
+
+def server_name(hop: Hop) -> str:
+    """The ``server`` header each HCM overwrites (pilot ``util.GetProxyHeadersFromProxyConfig``
+    @1.26): ``istio-envoy`` on sidecar inbound and gateway listeners; the sidecar outbound HCM
+    leaves ``server_name`` unset, so Envoy's default ``envoy`` (kept by Istio for backwards
+    compatibility). ``defaultConfig.proxyHeaders.server`` is not modelled."""
+    return "envoy" if hop.kind == "outbound" else "istio-envoy"
+
+
+def decorates(hop: Hop) -> bool:
+    """Whether the HCM has tracing configured, so Envoy applies route decorators: a Telemetry
+    or default tracing provider for this proxy, else the legacy ``enableTracing`` (default
+    true), as pilot's ``configureTracingFromTelemetry`` decides."""
+    if tracing.tracer(hop.flow.snap, hop.proxy, hop.kind != "inbound") is not None:
+        return True
+    return hop.flow.snap.mesh.raw.get("enableTracing", True) is not False
+
+
+def decorate_response(hop: Hop, headers: Headers, request: Request) -> None:
+    """Envoy's decorator header on the way back: an Ingress (sidecar inbound) HCM tells the
+    client its route's operation unless the request named one; an Egress HCM (sidecar
+    outbound, gateway) uses and removes it."""
+    if hop.kind != "inbound":
+        headers.remove(DECORATOR)
+        return
+    operation = tracing.operation(hop, hop.decision, request)
+    if not request.metadata.get("decorator_overridden") and operation != "ingress":
+        headers.set(DECORATOR, operation)
 
 
 def _apply_header_ops(headers: Headers, ops: Obj) -> None:
