@@ -9,8 +9,10 @@
 * ``never``: test what is there; a cluster without istiod is an error naming the fix.
 
 What is installed is read through the API: the ``istiod`` Deployment in ``istio-system`` and its
-``discovery`` container image tag (``docker.io/istio/pilot:1.26.0`` -> 1.26.0). Revisioned
-installs (``istiod-<rev>``) and meshes in another namespace are not detected.
+``discovery`` container image tag (``docker.io/istio/pilot:1.26.0`` -> 1.26.0). Without an
+``istiod`` (a revision-based install, e.g. after a canary upgrade removed the default
+revision), the ``istiod-<rev>`` the ``default`` revision tag points at, else the newest one.
+Meshes in another namespace are not detected.
 
 An Istio the run installs stays installed at the end: it is the mesh under test, the plan says
 so up front, and a later run finds it and tests it as is.
@@ -67,13 +69,33 @@ class FoundIstio:
 
 def find_istio(kube: Kube) -> FoundIstio:
     """istiod's image, read from its Deployment (``FoundIstio()`` when there is none)."""
-    deployment = kube.get("apps/v1", "Deployment", ISTIOD, ISTIO_NAMESPACE)
+    deployment = kube.get("apps/v1", "Deployment", ISTIOD, ISTIO_NAMESPACE) or \
+        _revisioned_istiod(kube)
     if deployment is None:
         return FoundIstio()
     containers = deployment["spec"]["template"]["spec"].get("containers") or []
     chosen = next((c for c in containers if c.get("name") == "discovery"),
                   containers[0] if containers else {})
     return FoundIstio(str(chosen.get("image") or "(no image)"))
+
+
+def _revisioned_istiod(kube: Kube) -> dict[str, Any] | None:
+    """The ``istiod-<rev>`` Deployment of the default tag's revision, else the newest."""
+    found = [d for d in kube.list("apps/v1", "Deployment", ISTIO_NAMESPACE, "app=istiod")
+             if d["metadata"]["name"].startswith(ISTIOD + "-")]
+    if not found:
+        return None
+    tag = kube.get("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+                   "istio-revision-tag-default")
+    default = ((tag or {}).get("metadata", {}).get("labels") or {}).get("istio.io/rev")
+    chosen = [d for d in found if (d["metadata"].get("labels") or {}).get("istio.io/rev")
+              == default]
+
+    def version(d: dict[str, Any]) -> tuple[int, ...]:
+        image = (d["spec"]["template"]["spec"].get("containers") or [{}])[0].get("image", "")
+        tag_version = FoundIstio(str(image)).version or "0"
+        return tuple(int(x) for x in tag_version.split(".") if x.isdigit())
+    return (chosen or sorted(found, key=version))[-1]
 
 
 def not_installed(where: str) -> ClusterError:

@@ -21,6 +21,7 @@ from pytest_istiolab.embedded.install import render_install
 from pytest_istiolab.embedded.install.profiles import InstallError, resolve
 from pytest_istiolab.embedded.install.releases import MODELLED_VERSIONS, release
 from pytest_istiolab.embedded.install.render import render_spec
+from pytest_istiolab.embedded.realism import Realism
 from pytest_istiolab.waiting import eventually
 
 OLD, NEW = "1.25.5", "1.26.8"
@@ -226,6 +227,24 @@ def test_canary_upgrade_runs_two_istiods_and_namespaces_move_by_label_or_tag(
     rollout_restart(cluster, "tagged", "web")
     settled(cluster, "tagged", [NEW])
 
+    # the old control plane goes last; the CRDs, the moved tag and the new revision stay
+    res = istioctl(cluster, NEW, "uninstall", "--revision", "default", "-y")
+    assert "proxies pointing" not in res.stdout and "✔ Uninstall complete" in res.stderr
+    store = cluster.runtime.store
+    deployments = {d["metadata"]["name"] for d in store.by_kind("apps", "deployments",
+                                                                "istio-system")}
+    assert deployments == {f"istiod-{rev}", "istio-ingressgateway"}
+    assert store.try_get(_rt(cluster, "admissionregistration.k8s.io",
+                             "mutatingwebhookconfigurations"), None, "istio-revision-tag-default")
+    assert len([c for c in store.by_kind("apiextensions.k8s.io", "customresourcedefinitions")
+                if c["metadata"]["name"].endswith(".istio.io")]) == 14
+    assert istioctl(cluster, NEW, "version").stdout == (
+        f"client version: {NEW}\ncontrol plane version: {NEW}\n"
+        f"data plane version: {NEW} (3 proxies)\n")
+    # istio-injection=enabled still injects, through the moved default tag
+    deploy_app(cluster, "later", {"istio-injection": "enabled"})
+    settled(cluster, "later", [NEW])
+
 
 def test_tag_and_injection_mistakes_say_what_is_wrong(cluster: EmbeddedCluster) -> None:
     istioctl(cluster, OLD, "install", "-y", "--set", "profile=minimal")
@@ -234,6 +253,8 @@ def test_tag_and_injection_mistakes_say_what_is_wrong(cluster: EmbeddedCluster) 
     assert 'cannot find MutatingWebhookConfiguration with revision "nosuch"' in res.stderr
     res = istioctl(cluster, OLD, "tag", "remove", "prod", ok=False)
     assert 'cannot remove tag "prod"' in res.stderr
+    res = istioctl(cluster, OLD, "uninstall", "--revision", "nosuch", "-y")
+    assert "No resources will be pruned" in res.stdout
     # a namespace naming a revision nobody installed gets no sidecar (no webhook matches)
     deploy_app(cluster, "stray", {"istio.io/rev": "canary"})
 
@@ -242,3 +263,77 @@ def test_tag_and_injection_mistakes_say_what_is_wrong(cluster: EmbeddedCluster) 
                 if (p.get("status") or {}).get("phase") == "Running"]
         assert pods and not proxy_versions(cluster, "stray")
     eventually(running, timeout=SETTLE, interval=0.1, description="the stray pod to run")
+
+
+# ------------------------------------------------------------------ rollouts follow the strategy
+SLOW_READY = Realism(seed=15, push_delay=(0.0, 0.0), ready_delay=(0.6, 0.6), write_429=0.0,
+                     write_500=0.0)
+
+
+@pytest.fixture
+def slow_ready(tmp_path: Path) -> Iterator[EmbeddedCluster]:
+    """Pods turn Ready 0.6 s after they start (the realism profile's readiness delay only)."""
+    with EmbeddedCluster(tmp_path / "slow", seed=15, realism=SLOW_READY) as started:
+        yield started
+
+
+def _ready_pods(cluster: EmbeddedCluster, ns: str) -> int:
+    return len([p for p in cluster.runtime.store.by_kind("", "pods", ns)
+                if not p["metadata"].get("deletionTimestamp")
+                and any(cnd.get("type") == "Ready" and cnd.get("status") == "True"
+                        for cnd in (p.get("status") or {}).get("conditions") or [])])
+
+
+def _roll_and_watch(cluster: EmbeddedCluster, strategy: dict) -> tuple[int, list[str]]:
+    """Roll a 1-replica Deployment with ``strategy``; the fewest Ready pods seen meanwhile,
+    and the final pods' template hashes."""
+    store = cluster.runtime.store
+    store.create(_rt(cluster, "", "namespaces"), {"metadata": {"name": "roll"}})
+    store.create(_rt(cluster, "apps", "deployments"), {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "strategy": strategy,
+                 "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                     {"name": "web", "image": "docker.io/mccutchen/go-httpbin:v2.15.0"}]}}}},
+        "roll")
+
+    def one_ready() -> None:
+        assert _ready_pods(cluster, "roll") == 1
+    eventually(one_ready, timeout=SETTLE, interval=0.05, description="the first pod Ready")
+    first = {p["metadata"]["labels"]["pod-template-hash"]
+             for p in store.by_kind("", "pods", "roll")}
+    rollout_restart(cluster, "roll", "web")
+    fewest = 1
+
+    def rolled() -> list[str]:
+        nonlocal fewest
+        fewest = min(fewest, _ready_pods(cluster, "roll"))
+        deploy = store.try_get(_rt(cluster, "apps", "deployments"), "roll", "web") or {}
+        status = deploy.get("status") or {}
+        assert status.get("updatedReplicas") == 1 == status.get("replicas") == \
+            status.get("readyReplicas"), status
+        assert status.get("observedGeneration") == deploy["metadata"]["generation"]
+        hashes = sorted(p["metadata"]["labels"]["pod-template-hash"]
+                        for p in store.by_kind("", "pods", "roll")
+                        if not p["metadata"].get("deletionTimestamp"))
+        assert not set(hashes) & first, hashes
+        return hashes
+    hashes = eventually(rolled, timeout=SETTLE, interval=0.02, description="the rollout")
+    return fewest, hashes
+
+
+def test_a_surge_rollout_keeps_a_ready_pod_until_the_new_one_is_ready(
+        slow_ready: EmbeddedCluster) -> None:
+    fewest, hashes = _roll_and_watch(slow_ready, {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}})
+    assert fewest == 1 and len(hashes) == 1
+
+
+@pytest.mark.parametrize("strategy", [
+    {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    {"type": "Recreate"},
+])
+def test_a_rollout_that_removes_the_old_pod_first_leaves_nothing_ready(
+        slow_ready: EmbeddedCluster, strategy: dict) -> None:
+    fewest, hashes = _roll_and_watch(slow_ready, strategy)
+    assert fewest == 0 and len(hashes) == 1

@@ -121,7 +121,7 @@ class Controllers:
             self._put(("namespace", "", name))
         elif key == DEPLOYMENT:
             self._put(("deployment", ns, name))
-            if (ns, name) == ISTIOD and not gone:
+            if ns == ISTIOD[0] and name.startswith(ISTIOD[1]) and not gone:
                 for nso in self.rt.store.by_kind(*NAMESPACE):
                     self._put(("namespace", "", nso["metadata"]["name"]))
         elif key in (REPLICASET, STATEFULSET):
@@ -186,7 +186,7 @@ class Controllers:
         wanted = [(SERVICEACCOUNT, {"metadata": {"name": "default"}})]
         if ca is not None:
             wanted.append((CONFIGMAP, root_ca_configmap(ca["data"]["ca.crt"])))
-        if name not in ISTIOD_SKIPS and store.try_get(rtype(store, DEPLOYMENT), *ISTIOD):
+        if name not in ISTIOD_SKIPS and _an_istiod(store):
             wanted.append((CONFIGMAP, istio_root_ca_configmap()))  # istiod's namespace controller
         for key, body in wanted:
             if store.try_get(rtype(store, key), name, body["metadata"]["name"]) is None:
@@ -208,3 +208,9 @@ class Controllers:
     def _all_endpoints(self, ns: str, _name: str) -> None:
         for svc in self.rt.store.by_kind(*SERVICE, ns):
             reconcile_endpoints(self.rt, ns, svc["metadata"]["name"])
+
+
+def _an_istiod(store: object) -> bool:
+    """Is an istiod of any revision (``istiod``, ``istiod-<rev>``) installed?"""
+    return any(((d["metadata"].get("labels") or {}).get("app") == "istiod")
+               for d in store.by_kind(*DEPLOYMENT, ISTIOD[0]))  # type: ignore[attr-defined]

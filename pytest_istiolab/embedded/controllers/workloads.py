@@ -1,14 +1,20 @@
 """Deployment, ReplicaSet and StatefulSet controllers.
 
 A Deployment owns one ReplicaSet per pod template (``<deploy>-<pod-template-hash>``); a
-template change creates (or reuses) the matching ReplicaSet with the desired replicas and
-scales the others to 0 at once (the end state of a rolling update, without the surge
-steps). ReplicaSets create pods ``<rs>-<5 chars>`` and delete surplus ones. StatefulSets
-create ``<name>-0..N-1`` and replace pods whose template is outdated. Statuses carry what
-``kubectl rollout status`` and ``kubectl wait --for=condition=Available`` read.
+template change creates (or reuses) the matching ReplicaSet and rolls to it as its
+``strategy`` says, as the deployment controller does: ``RollingUpdate`` (the default, 25%
+/ 25%) scales the new ReplicaSet up to ``replicas + maxSurge`` pods in all and the old ones
+down only while ``replicas - maxUnavailable`` pods stay Ready (surge rounded up,
+unavailability down, 1 when both are 0; unready old pods go first); ``Recreate`` scales the
+old ones to 0 and starts the new pods once the old are gone. Each step waits for pod
+readiness, so with surge a rollout never leaves a Service without a ready backend, and with
+``maxSurge: 0`` it removes the old pod before the new one is ready. ReplicaSets create pods
+``<rs>-<5 chars>`` and delete surplus ones. StatefulSets create ``<name>-0..N-1`` and
+replace pods whose template is outdated. Statuses carry what ``kubectl rollout status`` and
+``kubectl wait --for=condition=Available`` read.
 
-Not modelled: maxSurge/maxUnavailable pacing, paused rollouts, progress deadlines,
-minReadySeconds, revision history pruning, StatefulSet ordering guarantees and PVCs.
+Not modelled: paused rollouts, progress deadlines, minReadySeconds, revision history
+pruning, StatefulSet ordering guarantees and PVCs.
 """
 
 from __future__ import annotations
@@ -59,18 +65,61 @@ class WorkloadControllers:
         current = next((rs for rs in owned if rs["metadata"].get("labels", {})
                         .get("pod-template-hash") == phash), None)
         latest = max((_revision(rs) for rs in owned), default=0)
+        old = [rs for rs in owned if current is None
+               or rs["metadata"]["name"] != current["metadata"]["name"]]
+        new_size, old_sizes = self._rollout_step(spec, replicas, current, old, ns)
         if current is None:
-            current = self._create_rs(deploy, phash, replicas, latest + 1)
+            current = self._create_rs(deploy, phash, new_size, latest + 1)
             if current is None:
                 return
-        elif _replicas(current) != replicas or _revision(current) < latest:
+        elif _replicas(current) != new_size or _revision(current) < latest:
             bump = latest + 1 if _revision(current) < latest else None
-            self._scale(rsrt, current, replicas, deploy, bump)
+            self._scale(rsrt, current, new_size, deploy, bump)
             current = store.try_get(rsrt, ns, current["metadata"]["name"]) or current
-        for rs in owned:
-            if rs["metadata"]["name"] != current["metadata"]["name"] and _replicas(rs):
-                self._scale(rsrt, rs, 0, deploy, None)
+        for rs in old:
+            size = old_sizes[rs["metadata"]["name"]]
+            if size != _replicas(rs):
+                self._scale(rsrt, rs, size, deploy, None)
         self._deployment_status(deploy, current, owned)
+
+    def _rollout_step(self, spec: Obj, replicas: int, current: Obj | None, old: list[Obj],
+                      ns: str) -> tuple[int, dict[str, int]]:
+        """The next sizes (new ReplicaSet, old ones by name) of a rollout, from the
+        strategy and the Ready pods of each ReplicaSet right now."""
+        sizes = {rs["metadata"]["name"]: _replicas(rs) for rs in old}
+        active = [rs for rs in old if sizes[rs["metadata"]["name"]]]
+        cur_size = _replicas(current) if current is not None else 0
+        if not active:
+            return replicas, sizes
+        pods = [p for p in self.rt.store.by_kind(*POD, ns) if is_active(p)]
+
+        def ready_of(rs: Obj | None) -> int:
+            return 0 if rs is None else len([p for p in pods if owned_by(p, rs)
+                                             and is_pod_ready(p)])
+
+        def pods_of(rs: Obj) -> int:
+            return len([p for p in pods if owned_by(p, rs)])
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            if any(pods_of(rs) for rs in old):  # the old pods first, all of them
+                return 0, dict.fromkeys(sizes, 0)
+            return replicas, dict.fromkeys(sizes, 0)
+        rolling = strategy.get("rollingUpdate") or {}
+        surge = _int_or_percent(rolling.get("maxSurge", "25%"), replicas, up=True)
+        unavailable = _int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, up=False)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        total = cur_size + sum(sizes.values())
+        new_size = min(replicas, cur_size + max(0, replicas + surge - total))
+        # scale down: unready old pods freely, ready ones while enough stay available
+        spare = ready_of(current) + sum(ready_of(rs) for rs in active) - (replicas - unavailable)
+        for rs in sorted(active, key=_revision):
+            name = rs["metadata"]["name"]
+            unready = max(0, sizes[name] - ready_of(rs))
+            cut = min(sizes[name], unready + max(0, spare))
+            spare -= max(0, cut - unready)
+            sizes[name] -= cut
+        return new_size, sizes
 
     def _create_rs(self, deploy: Obj, phash: str, replicas: int, revision: int) -> Obj | None:
         meta = deploy["metadata"]
@@ -273,6 +322,19 @@ class WorkloadControllers:
             store.mutate(rtype(store, STATEFULSET), ns, name, fill)
         except StoreError:
             pass
+
+
+def _int_or_percent(value: object, replicas: int, up: bool) -> int:
+    """``maxSurge``/``maxUnavailable``: an int, or a percentage of replicas (rounded up for
+    surge, down for unavailability, as ``intstr.GetScaledValueFromIntOrPercent``)."""
+    text = str(value)
+    if text.endswith("%") and text[:-1].isdigit():
+        scaled = int(text[:-1]) * replicas
+        return -(-scaled // 100) if up else scaled // 100
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def _replicas(obj: Obj) -> int:

@@ -164,6 +164,16 @@ class Installer:
         return line
 
     # -------------------------------------------------------------- uninstall
+    def revision_objects(self, revision: str) -> list[Obj]:
+        """What ``uninstall --revision`` removes: objects of an Istio component labelled with
+        the revision (CRDs are shared and stay; a tag moved to another revision stays)."""
+        selector = f"{REVISION_LABEL}={revision},{COMPONENT_LABEL}"
+        return [o for api, kind in NAMESPACED_KINDS + CLUSTER_KINDS
+                for o in self._list(api, kind, selector)]
+
+    def remove(self, o: Obj) -> str:
+        return self._remove(o)
+
     def purge(self) -> list[str]:
         """``uninstall --purge``: every object carrying an Istio component label, CRDs too."""
         found = [o for api, kind in NAMESPACED_KINDS + CLUSTER_KINDS + [CRD_KIND]

@@ -135,8 +135,10 @@ class Runner:
                 raise commands.CommandError(
                     "at least one of the --revision (or --set revision=<revision>), "
                     "--filename or --purge flags must be set")
-            raise commands.CommandError("uninstall by revision or file is not modelled by the "
-                                        "embedded cluster; use uninstall --purge")
+            if self.args.filename or self.args.set:
+                raise commands.CommandError("uninstall by file or --set is not modelled by the "
+                                            "embedded cluster; use --revision or --purge")
+            return self.uninstall_revision(self.args.revision)
         backend = self.backend()
         self.out.write("All Istio resources will be pruned from the cluster\n")
         if not self.args.skip_confirmation and not confirm("Proceed? (y/N)", self.stdin,
@@ -146,6 +148,43 @@ class Runner:
         self.out.write("\n")
         if not self.args.dry_run:
             Installer(backend, self.out, self.err).purge()
+        return 0
+
+    def uninstall_revision(self, revision: str) -> int:
+        """``uninstall --revision R``: the revision's own objects (not the CRDs, not tags that
+        point elsewhere), after istioctl's warnings about proxies and gateways still on it."""
+        backend = self.backend()
+        installer = Installer(backend, self.out, self.err)
+        doomed = installer.revision_objects(revision)
+        if not doomed:
+            self.out.write("No resources will be pruned from the cluster. Please double check "
+                           "the input configs\n")
+            return 0
+        attached = sorted(f"{p['metadata']['name']}.{p['metadata'].get('namespace', '')}"
+                          for p in commands.proxies(backend)
+                          if commands.pod_revision(p) == revision)
+        message = ""
+        if attached:
+            message += (f"There are still {len(attached)} proxies pointing to the control plane "
+                        f"revision {revision}\n" + "".join(f"{a}\n" for a in attached[:30]) +
+                        "If you proceed with the uninstall, these proxies will become detached "
+                        "from any control plane and will not function correctly.\n")
+        gateways = sorted(o["metadata"]["name"] for o in doomed if o["kind"] == "Deployment"
+                          and o["metadata"]["name"].endswith("gateway"))
+        if gateways:
+            message += (f"You are about to remove the following gateways: {', '.join(gateways)}."
+                        " To avoid downtime, please quit this command and reinstall the "
+                        "gateway(s) with a revision that is not being removed from the "
+                        "cluster.\n")
+        if self.args.dry_run or self.args.skip_confirmation:
+            self.out.write(message)
+        elif message and not confirm(message + "Proceed? (y/N)", self.stdin, self.out):
+            self.err.write("Cancelled.\n")
+            return 1
+        if not self.args.dry_run:
+            for obj in doomed:
+                installer.remove(obj)
+            self.err.write("✔ Uninstall complete\n")
         return 0
 
     # --------------------------------------------------------------- read-only
