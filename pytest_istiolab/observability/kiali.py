@@ -82,7 +82,8 @@ class Kiali:
 
     def graph(self, namespace: str, graph_type: str = "versionedApp", duration: str = "10m",
               inject_service_nodes: bool = True,
-              appenders: str = "deadNode,responseTime", response_time: str = "95") -> Graph:
+              appenders: str = "deadNode,responseTime,securityPolicy",
+              response_time: str = "95") -> Graph:
         """The graph page of ``namespace`` (the UI's defaults: versioned apps, service nodes)."""
         params = {"namespaces": namespace, "graphType": graph_type, "duration": duration,
                   "injectServiceNodes": str(inject_service_nodes).lower(),

@@ -114,3 +114,17 @@ def test_appender_names_are_checked_as_kiali_does():
     assert ka.check(["deadNode", "responseTime"], "95") is None
     assert ka.check(["bogus"], "") == "Invalid appender [bogus]"
     assert "must be one of" in (ka.check([], "90") or "")
+
+
+def test_security_policy_gives_the_mtls_share_on_both_halves_of_a_service_hop():
+    mtls = _sample("destination", "productpage", "v1", "details-v1", "details", "v1",
+                   "details", 0.3)
+    mtls["metric"].update(connection_security_policy="mutual_tls", source_principal="spiffe://a",
+                          destination_principal="spiffe://b")
+    plain = {"metric": {**mtls["metric"], "connection_security_policy": "none"},
+             "value": [0, "0.1"]}
+    traffic = _traffic([mtls], inject_service_nodes=True)
+    ka.add_security(traffic, [mtls, plain])
+    assert [(round(e.mtls or 0, 6), e.principals) for e in traffic.edges] == [
+        (75.0, ("spiffe://a", "spiffe://b"))] * 2
+    assert {e["data"]["isMTLS"] for e in kg.build(traffic)["elements"]["edges"]} == {"75"}

@@ -16,7 +16,8 @@ Browser-only parts, mapped to the API fact behind them:
 * C01's namespace cards (labels, "4 Applications" with their health, the inbound-traffic
   chart): ``/api/namespaces`` and ``/api/clusters/health``;
 * C02's graph and its side panel ("5 apps (7 versions), 4 services, 11 edges", %Success 100):
-  ``/api/namespaces/graph`` with the page's defaults (versioned apps, service nodes);
+  ``/api/namespaces/graph`` with the page's defaults (versioned apps, service nodes); the
+  Display menu's security badges are the edges' ``isMTLS`` (``securityPolicy`` appender);
 * C03's edge labels (request percentages): the edges' ``httpPercentReq``. the response-time
   labels (76 ms, 4 ms … in the screenshot) the edges' ``responseTime`` (the ``responseTime``
   appender, 95th percentile): present, and productpage's at least details' (every productpage
@@ -182,6 +183,20 @@ def test_every_graph_edge_carries_http_traffic_without_errors(kiali, bookinfo, l
         rates = t.get("rates") or {}
         assert t["protocol"] == "http" and float(rates.get("http", 0)) > 0, (edge, t)
         assert "httpPercentErr" not in rates and set(t["responses"]) == {"200"}, (edge, t)
+
+
+@pytest.mark.check("L9.3-C02")
+def test_graph_edges_are_mutual_tls(kiali, bookinfo, load, cluster):
+    """The graph's security badges (Display → Security): the demo profile's auto mTLS makes
+    every Bookinfo edge 100 % mTLS, with the SPIFFE ids of Bookinfo's service accounts."""
+    seen = {(GATEWAY, "productpage"), ("productpage", "productpage v1"), ("details", "details v1")}
+    graph = _graph_with(kiali, bookinfo.namespace, cluster, seen)
+    for e in graph.edges:
+        edge = (graph.label(e["source"]), graph.label(e["target"]))
+        assert e.get("isMTLS") == "100", (edge, e)
+        target = edge[1].split()[0]
+        assert e["destPrincipal"] == (f"spiffe://cluster.local/ns/{bookinfo.namespace}/sa/"
+                                      f"bookinfo-{target}"), (edge, e)
 
 
 @pytest.mark.check("L9.3-C02")

@@ -2,7 +2,9 @@
 @v2.8.0): the two that always run (``trafficGenerator`` marks ``isRoot`` on nodes that only
 send, ``outsider`` marks ``isOutside`` on nodes outside the requested namespaces and
 ``isInaccessible`` on unknown ones), ``deadNode`` (a no-op: every node here comes from
-traffic) and ``responseTime`` (the 0.95 quantile by default, ``responseTime=avg|50|95|99``,
+traffic), ``securityPolicy`` (an edge's ``isMTLS`` percentage and its principals, from the
+destination reporter's ``connection_security_policy``; HTTP requests only, no TCP or gRPC
+message traffic) and ``responseTime`` (the 0.95 quantile by default, ``responseTime=avg|50|95|99``,
 from ``istio_request_duration_milliseconds``; with service nodes only the service-to-workload
 edge gets it, as in Kiali).
 """
@@ -16,7 +18,13 @@ from .kiali_graph import GROUP_BY, Obj, TrafficMap, node_key, ok
 KNOWN = ("ambient", "deadNode", "health", "idleNode", "istio", "labeler", "meshCheck",
          "outsider", "responseTime", "securityPolicy", "serviceEntry", "throughput",
          "trafficGenerator", "workloadEntry")
-MODELLED = ("deadNode", "outsider", "responseTime", "trafficGenerator")
+MODELLED = ("deadNode", "outsider", "responseTime", "securityPolicy", "trafficGenerator")
+SECURITY_GROUP_BY = (
+    "source_cluster,source_workload_namespace,source_workload,source_canonical_service,"
+    "source_canonical_revision,source_principal,destination_cluster,"
+    "destination_service_namespace,destination_service_name,destination_workload_namespace,"
+    "destination_workload,destination_canonical_service,destination_canonical_revision,"
+    "destination_principal,connection_security_policy")
 QUANTILES = {"avg": 0.0, "50": 0.5, "95": 0.95, "99": 0.99}
 DURATION = "istio_request_duration_milliseconds"
 
@@ -43,6 +51,62 @@ def response_time_queries(ns: str, duration: int, quantile: float) -> list[str]:
     by = "le," + ",".join(GROUP_BY.split(",")[:13] + ["request_protocol"])
     return [f"histogram_quantile({quantile:.2f}, sum(rate({DURATION}_bucket{{{s}}}"
             f"[{duration}s])) by ({by})) > 0" for s in selectors]
+
+
+def security_queries(ns: str, duration: int) -> list[str]:
+    """Kiali's two queries (destination telemetry reports the policy): from outside the
+    namespace into it, and from the namespace's workloads."""
+    reporter = 'reporter=~"waypoint|destination"'
+    return [f"(sum(rate(istio_requests_total{{{reporter},{s}}}[{duration}s])) by "
+            f"({SECURITY_GROUP_BY}) > 0)"
+            for s in (f'source_workload_namespace!="{ns}",destination_service_namespace="{ns}"',
+                      f'source_workload_namespace="{ns}"')]
+
+
+def _keys(traffic: TrafficMap, m: dict[str, str]) -> list[tuple[str, str]]:
+    """The (source, dest) node keys a destination-side sample applies to: with service
+    nodes, both halves of the injected hop."""
+    graph_type = traffic.options.graph_type
+    cluster = m.get("source_cluster") or "unknown"
+    dst_cluster = m.get("destination_cluster") or cluster
+    ns, svc_ns, svc = (m["source_workload_namespace"], m["destination_service_namespace"],
+                       m["destination_service_name"])
+    source, _ = node_key(cluster, ns, "", ns, m["source_workload"],
+                         m["source_canonical_service"], m["source_canonical_revision"],
+                         graph_type)
+    dest, kind = node_key(dst_cluster, svc_ns, svc, m["destination_workload_namespace"],
+                          m["destination_workload"], m["destination_canonical_service"],
+                          m["destination_canonical_revision"], graph_type)
+    if traffic.options.inject_service_nodes and ok(svc) and kind != "service":
+        middle, _ = node_key(dst_cluster, svc_ns, svc, "", "", "", "", graph_type)
+        return [(source, middle), (middle, dest)]
+    return [(source, dest)]
+
+
+def add_security(traffic: TrafficMap, samples: list[Obj]) -> None:
+    """``isMTLS`` (percent of the edge's requests over mutual TLS) and the principals."""
+    policies: dict[tuple[str, str], dict[str, float]] = {}
+    principals: dict[tuple[str, str], tuple[str, str]] = {}
+    for sample in samples:
+        m = sample["metric"]
+        try:
+            keys = _keys(traffic, m)
+            pair = (m["source_principal"], m["destination_principal"])
+        except (KeyError, ValueError):
+            continue
+        for key in keys:
+            # as Kiali does: the last sample of a policy for an edge sets its rate
+            policies.setdefault(key, {})[m.get("connection_security_policy", "unknown")] = \
+                float(sample["value"][1])
+            principals.setdefault(key, pair)
+    for edge in traffic.edges:
+        key = (edge.source.key, edge.dest.key)
+        rates = policies.get(key, {})
+        mtls = rates.get("mutual_tls", 0.0)
+        if mtls > 0:
+            edge.mtls = mtls / sum(rates.values()) * 100
+        if key in principals:
+            edge.principals = principals[key]
 
 
 def add_response_times(traffic: TrafficMap, samples: list[Obj]) -> None:
@@ -96,6 +160,10 @@ def run(traffic: TrafficMap, namespaces: list[str], appenders: list[str], respon
         query: Callable[[str], list[Obj]]) -> None:
     """Run the requested appenders (all modelled ones when ``appenders`` is empty)."""
     wanted = set(appenders) or set(MODELLED)
+    if "securityPolicy" in wanted:
+        for ns in namespaces:
+            for q in security_queries(ns, traffic.options.duration):
+                add_security(traffic, query(q))
     if "responseTime" in wanted:
         quantile = QUANTILES[response_time or "95"]
         for ns in namespaces:

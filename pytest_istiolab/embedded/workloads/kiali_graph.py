@@ -89,6 +89,8 @@ class Edge:
     responses: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     response_time: float | None = None  # ms, from the responseTime appender
+    mtls: float | None = None  # percent, from the securityPolicy appender
+    principals: tuple[str, str] | None = None  # (source, destination), securityPolicy
 
 
 def ok(value: str) -> bool:
@@ -275,6 +277,10 @@ def _edge_data(e: Edge) -> Obj:
     source, target = sha(e.source.key), sha(e.dest.key)
     data: Obj = {"id": sha(f"{source}.{target}.{e.protocol}"), "source": source,
                  "target": target, "traffic": {"protocol": e.protocol}}
+    if e.principals is not None:
+        data["sourcePrincipal"], data["destPrincipal"] = e.principals
+    if e.mtls is not None:
+        data["isMTLS"] = f"{e.mtls:.0f}"
     if e.response_time is not None:
         data["responseTime"] = f"{e.response_time:.0f}"
     total = e.rates.get("http", 0.0)
