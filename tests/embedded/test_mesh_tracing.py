@@ -188,3 +188,35 @@ def test_tag_and_duration_search(kit: Kit) -> None:
                              "spanKind": "client"}] and body["total"] == 1
     future = int((kit.rt.clock.now() + 60) * 1e6)
     assert traces(kit, f"productpage.default&start={future}") == []
+
+
+def test_a_zipkin_provider_propagates_b3_through_bookinfo() -> None:
+    """B3 multi-header propagation (productpage's OpenTelemetry B3 propagator, reviews' copy),
+    spans sent to the addon's ``zipkin`` Service (9411 on the Jaeger pod)."""
+    zipkin = {"name": "zipkin", "zipkin": {"service": "zipkin.istio-system.svc.cluster.local",
+                                           "port": 9411}}
+    kit = Kit(mesh={"extensionProviders": [*DEMO_PROVIDERS, zipkin]})
+    kit.store.register_type(ResourceType("telemetry.istio.io", ("v1", "v1alpha1"),
+                                         "telemetries", "telemetry", "Telemetry", True,
+                                         ("telemetry",)))
+    kit.deploy("samples/addons/jaeger.yaml", "istio-system", sidecar=False)
+    kit.bookinfo()
+    kit.apply(manifest_text("samples/bookinfo/networking/bookinfo-gateway.yaml"))
+    kit.workload("tester", "default", "curlimages/curl:8.14.1", 80, None, sidecar=False)
+    kit.apply({**TELEMETRY, "spec": {"tracing": [{"providers": [{"name": "zipkin"}],
+                                                  "randomSamplingPercentage": 100.0}]}})
+    trace = _full(kit)
+    assert len(trace["spans"]) == 8
+    assert all(s["references"] or s["operationName"].endswith("/productpage")
+               for s in trace["spans"])
+    assert {"key": "internal.span.format", "type": "string", "value": "zipkin"} in \
+        trace["spans"][0]["tags"]
+
+
+def test_productpage_reinjects_b3_as_opentelemetry_does() -> None:
+    incoming = Headers({"x-b3-traceid": "7599f42a01151eab", "x-b3-spanid": "9d5d287f47ecd220",
+                        "x-b3-parentspanid": "0000000000000001", "x-b3-sampled": "1"})
+    assert productpage.b3_reinjected(incoming).items() == [
+        ("x-b3-traceid", "00000000000000007599f42a01151eab"),
+        ("x-b3-spanid", "9d5d287f47ecd220"), ("x-b3-sampled", "1")]
+    assert productpage.b3_reinjected(Headers()).items() == []  # no context: nothing injected

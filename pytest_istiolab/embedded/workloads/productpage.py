@@ -3,8 +3,10 @@
 * ``GET /productpage``: details ``http://details:9080/details/0`` (timeout 3 s) and reviews
   ``http://reviews:9080/reviews/0`` (timeout 3 s, tried twice: the deliberate "bug" kept for
   the fault-injection task), rendered with :mod:`bookinfo_html`;
-* forwarded headers: B3 ids from its tracer (the incoming ids, or a fresh trace), ``end-user``
-  from the Flask session (never from the client's own ``end-user`` header), and
+* forwarded headers: the B3 context as its OpenTelemetry ``B3MultiFormat`` propagator
+  extracts and re-injects it (``x-b3-traceid``, ``x-b3-spanid``, ``x-b3-sampled``; no parent
+  id, and nothing when no valid context came in), ``end-user`` from the Flask session (never
+  from the client's own ``end-user`` header), and
   ``x-request-id``, ``user-agent``, ``cookie``, ``authorization``, ``jwt`` and the other
   tracing headers as received;
 * ``POST /login`` (form ``username``) stores the user in the signed ``session`` cookie and
@@ -20,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from ..mesh.flow import http_date
@@ -131,20 +134,9 @@ class Productpage:
 
 
 def forward_headers(ctx: AppContext, req: AppRequest) -> Headers:
-    """getForwardHeaders(): tracer B3 ids, end-user from the session, selected headers."""
-    out = Headers()
-    trace = req.headers.get("x-b3-traceid")
-    if trace:
-        out.add("X-B3-TraceId", trace)
-        out.add("X-B3-SpanId", req.headers.get("x-b3-spanid") or "")
-        parent = req.headers.get("x-b3-parentspanid")
-        if parent:
-            out.add("X-B3-ParentSpanId", parent)
-    else:  # a fresh span from the jaeger tracer when nothing was propagated
-        state = int(ctx.now * 1e6) & 0xFFFFFFFFFFFFFFFF
-        out.add("X-B3-TraceId", f"{state:016x}")
-        out.add("X-B3-SpanId", f"{state:016x}")
-    out.add("X-B3-Sampled", "1")
+    """getForwardHeaders(): the B3 context re-injected, end-user from the session, selected
+    headers."""
+    out = b3_reinjected(req.headers)
     user = session_user(req)
     if user:
         out.add("end-user", user)
@@ -184,6 +176,21 @@ def read_session(cookie: str) -> Obj:
     if not isinstance(value, dict) or sign_session(value, timestamp) != cookie:
         return {}  # a session Flask did not sign is ignored
     return value
+
+
+def b3_reinjected(headers: Headers) -> Headers:
+    """``B3MultiFormat().inject(headers, B3MultiFormat().extract(incoming))``."""
+    out = Headers()
+    trace = (headers.get("x-b3-traceid") or "").lower()
+    span = (headers.get("x-b3-spanid") or "").lower()
+    if not (re.fullmatch(r"[0-9a-f]{16}|[0-9a-f]{32}", trace) and
+            re.fullmatch(r"[0-9a-f]{16}", span)) or set(trace) == {"0"}:
+        return out
+    sampled = headers.get("x-b3-sampled") in ("1", "true") or headers.get("x-b3-flags") == "1"
+    out.add("x-b3-traceid", trace.rjust(32, "0"))
+    out.add("x-b3-spanid", span)
+    out.add("x-b3-sampled", "1" if sampled else "0")
+    return out
 
 
 def session_user(req: AppRequest) -> str:
