@@ -8,8 +8,11 @@ the egress Gateway, VirtualService and DestinationRule send it through istio-egr
 (``outbound|80|httpbin|istio-egressgateway...``) and the host sees two origins.
 
 One module, because 3.4 changes mesh-wide state: ``mesh_wide`` holds the mesh lock exclusively
-from the switch to the end of the module. Each step of the manual is a module fixture, so any
-share of the tests (``-k``, an xdist worker's) builds the state it needs, in file order.
+from the switch to the end of the module. Each test asks for the stage of the manual it checks
+(``allow_any``, ``switched``, ``httpbin_ext``, ``egress_entry``, ``egress_gateway``,
+``egress_route``) and ``Steps.reach`` brings the module there from wherever it is, so any
+share of the tests in any order (``-k``, one node id, a shuffle) sees the state it checks; in
+file order every step runs once, as in the manual.
 
 Deviations from the manual's text (catalogue appendix D):
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -61,23 +65,57 @@ REMOVED = re.compile(r"Removed (?:(?P<k1>\w+):(?P<ns1>[\w-]+):(?P<n1>[\w.-]+)"
 
 
 # ---------------------------------------------------------------- the manual's steps
+@dataclass(frozen=True)
+class Stage:
+    """A point of the manual: is the mesh switched to REGISTRY_ONLY, which files are applied."""
+
+    name: str
+    registry_only: bool
+    files: tuple[str, ...]
+
+
+ALLOW_ANY = Stage("ALLOW_ANY, nothing applied", False, ())
+SWITCHED = Stage("REGISTRY_ONLY, no ServiceEntry", True, ())
+HTTPBIN_EXT = Stage("REGISTRY_ONLY with ServiceEntry httpbin-ext", True, ("serviceentry.yaml",))
+EGRESS_ENTRY = Stage("3.6's ServiceEntry httpbin", False, ("egressse.yaml",))
+EGRESS_GATEWAY = Stage("3.6's ServiceEntry and egress Gateway", False,
+                       ("egressse.yaml", "egressgw.yaml"))
+EGRESS_ROUTE = Stage("3.6's ServiceEntry, Gateway, VirtualService and DestinationRule", False,
+                     ("egressse.yaml", "egressgw.yaml", "egressvs.yaml"))
+
+
 @dataclass
 class Steps:
-    """What the module changed, so 3.4's cleanup undoes exactly that before 3.6."""
+    """Brings the module to the stage a test asks for, from whatever stage it is in.
+
+    In file order each step runs once, as in the manual (3.4's cleanup deletes ``httpbin-ext``
+    and reinstalls before 3.6's files are applied). In any other order (``-k``, a shuffle, one
+    node id) a test still finds exactly its stage: files it must not see are deleted, the mesh
+    is switched or restored, then its files are applied in the manual's order.
+    """
 
     files: Applier
     host: str
-    mesh: MeshWide | None = None  # set once the mesh is switched
-    entry: bool = False
+    mesh: MeshWide | None = None  # set while the mesh is switched
+    applied: list[str] = field(default_factory=list)
+    switch_output: subprocess.CompletedProcess[str] | None = None
 
-    def clean_up_lab34(self) -> None:
-        """``kubectl delete -f serviceentry.yaml``; ``istioctl install --set profile=demo -y``."""
-        if self.entry:
-            self.files.delete(f"{FILES}/serviceentry.yaml", EXTERNAL_HOST=self.host)
-            self.entry = False
-        if self.mesh is not None:
-            self.mesh.restore()
+    def reach(self, stage: Stage, mesh_wide: MeshWide | None = None) -> None:
+        for name in reversed([f for f in self.applied if f not in stage.files]):
+            self.files.delete(f"{FILES}/{name}", EXTERNAL_HOST=self.host)
+            self.applied.remove(name)
+        if stage.registry_only and self.mesh is None:
+            assert mesh_wide is not None, "a REGISTRY_ONLY stage needs the mesh_wide fixture"
+            self.mesh = mesh_wide
+            # ``istioctl install --set meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y``
+            self.switch_output = mesh_wide.reinstall("default", REGISTRY_ONLY)
+        elif not stage.registry_only and self.mesh is not None:
+            self.mesh.restore()  # the manual's cleanup: ``istioctl install --set profile=demo``
             self.mesh = None
+        for name in stage.files:
+            if name not in self.applied:
+                self.files(f"{FILES}/{name}", EXTERNAL_HOST=self.host)
+                self.applied.append(name)
 
 
 @pytest.fixture(scope="module")
@@ -109,42 +147,46 @@ def sleep_ip(sleep, source_pod, kube):
     return kube.get("v1", "Pod", source_pod, sleep.namespace)["status"]["podIP"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def allow_any(sleep, steps):
+    """Before 3.4's switch (and again after its cleanup): nothing of the module applied."""
+    steps.reach(ALLOW_ANY)
+
+
+@pytest.fixture
 def switched(mesh_wide, sleep, steps):
-    """``istioctl install --set meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y``."""
-    steps.mesh = mesh_wide
-    return mesh_wide.reinstall("default", REGISTRY_ONLY)
+    """``istioctl install --set meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY -y``: its
+    output (None when the suite set the mode in the ConfigMap instead)."""
+    steps.reach(SWITCHED, mesh_wide)
+    return steps.switch_output
 
 
-@pytest.fixture(scope="module")
-def httpbin_ext(switched, steps, host):
-    steps.files(f"{FILES}/serviceentry.yaml", EXTERNAL_HOST=host)
-    steps.entry = True
+@pytest.fixture
+def httpbin_ext(mesh_wide, sleep, steps):
+    steps.reach(HTTPBIN_EXT, mesh_wide)
 
 
-@pytest.fixture(scope="module")
-def lab34_cleaned_up(steps):
-    steps.clean_up_lab34()
+@pytest.fixture
+def egress_entry(sleep, steps):
+    steps.reach(EGRESS_ENTRY)
 
 
-@pytest.fixture(scope="module")
-def egress_pods(lab34_cleaned_up, kube):
+@pytest.fixture
+def egress_gateway(sleep, steps):
+    steps.reach(EGRESS_GATEWAY)
+
+
+@pytest.fixture
+def egress_route(sleep, steps):
+    steps.reach(EGRESS_ROUTE)
+
+
+@pytest.fixture
+def egress_pods(steps, kube):
+    """The egress gateway's pods (request it after the stage: it must not be REGISTRY_ONLY,
+    whose default-profile reinstall prunes the gateway)."""
+    assert steps.mesh is None, "egress_pods is requested before the test's (ALLOW_ANY) stage"
     return kube.wait_for_pods_ready(ISTIO_NS, "istio=egressgateway", count=1)
-
-
-@pytest.fixture(scope="module")
-def egress_entry(egress_pods, sleep, steps, host):
-    steps.files(f"{FILES}/egressse.yaml", EXTERNAL_HOST=host)
-
-
-@pytest.fixture(scope="module")
-def egress_gateway(egress_entry, steps, host):
-    steps.files(f"{FILES}/egressgw.yaml", EXTERNAL_HOST=host)
-
-
-@pytest.fixture(scope="module")
-def egress_route(egress_gateway, steps, host):
-    steps.files(f"{FILES}/egressvs.yaml", EXTERNAL_HOST=host)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -253,8 +295,8 @@ def test_sleep_runs_with_its_sidecar_next_to_bookinfo(bookinfo, sleep, kube):
 
 
 @pytest.mark.check("L3.4-C02")
-def test_outbound_to_the_external_host_is_allowed_by_default(calls, host, sleep, source_pod,
-                                                             sleep_ip):
+def test_outbound_to_the_external_host_is_allowed_by_default(allow_any, calls, host, sleep,
+                                                             source_pod, sleep_ip):
     result = calls.until(f"http://{host}/headers", _json, "ALLOW_ANY lets it out")
     headers = _json(result)["headers"]
     prefix = f"sidecar~{sleep_ip}~{source_pod}.{sleep.namespace}~"
@@ -328,7 +370,7 @@ def test_service_entry_lets_the_host_out_again(httpbin_ext, calls, host):
 # ================================================================== Lab 3.6
 @pytest.mark.check("L3.6-C01")
 @pytest.mark.requires("egress-gateway")
-def test_egress_gateway_service_and_pod(egress_pods, kube):
+def test_egress_gateway_service_and_pod(allow_any, egress_pods, kube):
     svc = kube.get("v1", "Service", "istio-egressgateway", ISTIO_NS)
     ports = [f"{p['port']}/{p.get('protocol', 'TCP')}" for p in svc["spec"]["ports"]]
     assert (svc["spec"]["type"], ports) == ("ClusterIP", ["80/TCP", "443/TCP"])
