@@ -49,19 +49,23 @@ class EmbeddedCluster:
         from .listeners import ListenerManager
         from .tools import reads_stdin, run_in_container
 
-        bootstrap(self.runtime)
-        controllers = Controllers(self.runtime)
-        controllers.start()
-        self._parts.append(controllers)
-        listeners = ListenerManager(self.runtime)
-        listeners.start()
-        self._parts.append(listeners)
-        server = ApiServer(self.runtime, exec_handler=run_in_container, port=self._port,
-                           reads_stdin=reads_stdin)
-        self.url = server.start()
-        self._parts.append(server)
-        self._write_kubeconfig()
-        self._write_istioctl()
+        try:  # each part is remembered before it starts: a failure or Ctrl-C stops what ran
+            bootstrap(self.runtime)
+            controllers = Controllers(self.runtime)
+            self._parts.append(controllers)
+            controllers.start()
+            listeners = ListenerManager(self.runtime)
+            self._parts.append(listeners)
+            listeners.start()
+            server = ApiServer(self.runtime, exec_handler=run_in_container, port=self._port,
+                               reads_stdin=reads_stdin)
+            self._parts.append(server)
+            self.url = server.start()
+            self._write_kubeconfig()
+            self._write_istioctl()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

@@ -103,6 +103,7 @@ class ApiServer:
                                f"{START_TIMEOUT:.0f}s")
         if failure:
             self._thread = None
+            self._workers.shutdown(wait=False)
             raise RuntimeError(f"embedded API server failed to start: {failure[0]}") from failure[0]
         return self.url
 
@@ -114,6 +115,7 @@ class ApiServer:
             loop.run_until_complete(self._listen())
         except BaseException as exc:  # report to start(), then leave the thread
             failure.append(exc)
+            loop.close()
             ready.set()
             return
         ready.set()
