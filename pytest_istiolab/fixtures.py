@@ -67,6 +67,9 @@ def cluster(istio_settings: Settings, pytestconfig: pytest.Config) -> Iterator[C
         session = ClusterSession.open(istio_settings, shared_provider(pytestconfig))
     reporting.register_session(pytestconfig, session)
     yield session
+    if istio_settings.keep == "on-failure" and reporting.any_failed(pytestconfig) and hasattr(
+            session.provider, "keep"):  # a kind cluster this run made: its namespaces live there
+        session.provider.keep = True
     session.close()
 
 
@@ -216,6 +219,8 @@ def lab_namespace(request: pytest.FixtureRequest, istio: IstioInstallation,
         record_proxies(request.config, _namespaces.kube, name)
         if _should_remove(request, istio_settings):
             _namespaces.delete(name)
+        else:
+            reporting.note_kept(request.config, [name])
 
 
 def record_proxies(config: pytest.Config, kube: Kube, namespace: str) -> None:
@@ -254,6 +259,8 @@ def lab_namespaces(request: pytest.FixtureRequest, istio: IstioInstallation,
         for name in reversed(made):
             with _clear_errors():
                 _namespaces.delete(name)
+    else:
+        reporting.note_kept(request.config, made)
 
 
 @pytest.fixture(scope="session")

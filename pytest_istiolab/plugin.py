@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +27,7 @@ SHARED_HANDLE_KEY = pytest.StashKey[ClusterHandle]()
 RECORDER_KEY = pytest.StashKey[recording.Recorder]()
 HANDLE_INPUT = "istiolab_cluster_handle"
 RUN_ID_INPUT = "istiolab_run_id"  # the controller's run id, the same on every xdist worker
+WORKDIR_INPUT = "istiolab_workdir"  # the controller's workdir: workers' are inside it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,6 +89,14 @@ def _preflight(config: pytest.Config, settings: Settings) -> None:
     if settings.cluster == "existing" and not config.option.collectonly:
         handle = make_provider(settings).start()  # context and reachability (bounded: 10 s)
         reporting.register_plan(config, inspect_cluster(settings, handle))  # header lines
+    if settings.cluster in ("existing", "kind") and not settings.istioctl and \
+            not config.option.collectonly:
+        # The istioctl of the version (PATH, cache, or a download) once, before any test:
+        # --istio-offline without one, or a failed download, is one error, not one per test.
+        from pytest_istiolab.istioctl import DEFAULT_RELEASE_URL, provision_istioctl
+
+        provision_istioctl(settings.version, offline=settings.offline,
+                           base_url=settings.release_url or DEFAULT_RELEASE_URL)
     if settings.cluster == "kind" and _uses_xdist(config) and not config.option.collectonly:
         provider = make_provider(settings)
         config.stash[SHARED_HANDLE_KEY] = provider.start()
@@ -101,11 +112,13 @@ def shared_provider(config: pytest.Config) -> ClusterProvider | None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     provider = config.stash.get(SHARED_PROVIDER_KEY, None)
-    if provider is not None:
-        settings = config.stash[SETTINGS_KEY]
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if provider is not None and settings is not None:
         if settings.keep == "on-failure" and reporting.any_failed(config):
             provider.keep = True  # type: ignore[attr-defined]
         provider.stop()
+    if settings is not None and not _is_worker(config):
+        _remove_worker_dirs(settings)
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -125,10 +138,25 @@ def _settings(config: pytest.Config) -> Settings:
 
 
 def _workdir(config: pytest.Config) -> Path:
-    """Where this process keeps cluster files (created on first use, removed at the end)."""
-    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    """Where this process keeps cluster files (created on first use, removed at the end).
+
+    An xdist worker's is inside the controller's, so the controller removes what a worker it
+    stopped (Ctrl-C, a crash) could not."""
+    workerinput = getattr(config, "workerinput", {})
+    if WORKDIR_INPUT in workerinput:
+        return Path(workerinput[WORKDIR_INPUT]) / workerinput.get("workerid", "gw")
     root = Path(tempfile.gettempdir()) / f"pytest-istiolab-{os.getuid()}"
-    return root / f"{worker}-{os.getpid()}"
+    return root / f"main-{os.getpid()}"
+
+
+def _remove_worker_dirs(settings: Settings) -> None:
+    """On the controller, once its workers are gone: their directories (``gw*``)."""
+    with contextlib.suppress(OSError):
+        for child in settings.workdir.iterdir():
+            if child.name.startswith("gw") and child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        settings.workdir.rmdir()  # when the controller kept nothing of its own there
 
 
 class XdistHooks:
@@ -140,6 +168,7 @@ class XdistHooks:
         settings = config.stash[SETTINGS_KEY]
         node.workerinput["istiolab_seed"] = str(settings.seed)  # type: ignore[attr-defined]
         node.workerinput[RUN_ID_INPUT] = settings.run_id  # type: ignore[attr-defined]
+        node.workerinput[WORKDIR_INPUT] = str(settings.workdir)  # type: ignore[attr-defined]
         handle = config.stash.get(SHARED_HANDLE_KEY, None)
         if handle is not None:
             node.workerinput[HANDLE_INPUT] = handle_to_json(handle)  # type: ignore[attr-defined]
@@ -180,10 +209,16 @@ ENV_PROPERTY = "istiolab_environment"  # worker -> controller: what the cluster 
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """On the controller: the cluster's versions a worker found go to pytest-html's table."""
+    """On the controller: the cluster's versions a worker found go to pytest-html's table;
+    the workers' outcomes and kept namespaces are noted (for ``--istio-keep``)."""
+    if not _CONFIG:
+        return
+    reporting.record_report(_CONFIG[0], report)
     for name, value in report.user_properties:
-        if name == ENV_PROPERTY and _CONFIG:
+        if name == ENV_PROPERTY:
             _found_environment(_CONFIG[0], dict(value))  # type: ignore[call-overload]
+        elif name == reporting.KEPT_PROPERTY:
+            reporting.note_kept(_CONFIG[0], list(value))  # type: ignore[call-overload]
 
 
 _CONFIG: list[pytest.Config] = []
@@ -266,6 +301,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.failed:
         reporting.attach_diagnostics(item, report)
     reporting.record_outcome(item, report)
+    if report.when == "teardown" and _is_worker(item.config):
+        kept = reporting.kept_since_last_report(item.config)
+        if kept:
+            report.user_properties.append((reporting.KEPT_PROPERTY, kept))
     found = reporting.environment(item.config)
     if found and report.when == "setup":
         report.user_properties.append((ENV_PROPERTY, found))
@@ -285,8 +324,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if settings is not None and not _is_worker(config):
         session = config.stash.get(reporting.SESSION_KEY, None)
         handle = config.stash.get(SHARED_HANDLE_KEY, None) or (session.handle if session else None)
-        for line in reporting.kept_lines(settings, exitstatus == pytest.ExitCode.TESTS_FAILED,
-                                         handle.extra.get("cluster_name") if handle else None):
+        created = handle is not None and handle.extra.get("created") == "true"
+        for line in reporting.kept_lines(settings, reporting.any_failed(config),
+                                         handle.extra.get("cluster_name") if handle and created
+                                         else None,
+                                         config.stash.get(reporting.KEPT_KEY, [])):
             terminalreporter.write_line(line, yellow=True)
     conformance.write_terminal(terminalreporter, config)
 

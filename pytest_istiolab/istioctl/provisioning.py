@@ -13,7 +13,8 @@ Resolution order (the caller checks an explicit ``--istio-istioctl`` first):
 
 Writes are atomic (a temporary file in the target directory, then ``os.replace``) and serialized
 by ``fcntl.flock`` on ``<cache>/.lock``, so several xdist workers asking at once download once.
-A failed or interrupted download, or a bad checksum, leaves nothing in the cache.
+A failed or interrupted download, or a bad checksum, leaves nothing in the cache (not even
+the lock file, when the cache held nothing before).
 
 Not done: Windows (``.zip`` archives, no ``flock``), signature (cosign) verification, and running
 the downloaded binary to confirm its version (it may be for another platform).
@@ -123,14 +124,40 @@ def _usable(path: Path) -> bool:
 
 @contextlib.contextmanager
 def cache_lock(cache_dir: Path) -> Iterator[None]:
-    """An exclusive lock across processes and threads (one open file description each)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "a+b") as handle:
+    """An exclusive lock across processes and threads (one open file description each).
+
+    When the cache holds nothing else at the end (a failed download into a new cache), the
+    lock file and the directories this call created are removed while the lock is held; a
+    waiter that then holds a removed file notices (another inode, or none) and locks anew.
+    """
+    created = [d for d in (cache_dir, *cache_dir.parents) if not d.exists()]
+    path = cache_dir / ".lock"
+    while True:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(path, "a+b")  # noqa: SIM115 - closed below, after the unlock
+        except FileNotFoundError:  # the directory went away in between: make it again
+            continue
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        try:
+            if [p.name for p in cache_dir.iterdir()] == [path.name]:  # nothing was cached
+                path.unlink()
+                for directory in created:  # innermost first, only if empty
+                    directory.rmdir()
+        except OSError:
+            pass
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
 
 
 # ------------------------------------------------------------------ the entry point

@@ -38,10 +38,35 @@ def mark_commands(item: pytest.Item) -> None:
 
 
 def record_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
-    outcomes = item.config.stash.setdefault(OUTCOMES_KEY, {})
+    record_report(item.config, report)
+
+
+def record_report(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Note a test's outcome (on an xdist controller too, from the workers' reports, so that
+    ``--istio-keep=on-failure`` decides there on the run's failures, not on none)."""
+    outcomes = config.stash.setdefault(OUTCOMES_KEY, {})
     if report.when == "call" or report.outcome != "passed":
-        if outcomes.get(item.nodeid) != "failed":
-            outcomes[item.nodeid] = report.outcome
+        if outcomes.get(report.nodeid) != "failed":
+            outcomes[report.nodeid] = report.outcome
+
+
+KEPT_KEY = pytest.StashKey[list[str]]()
+KEPT_SENT_KEY = pytest.StashKey[int]()
+KEPT_PROPERTY = "istiolab_kept_namespaces"  # worker -> controller: the namespaces it kept
+
+
+def note_kept(config: pytest.Config, names: list[str]) -> None:
+    """Namespaces ``--istio-keep`` left in place (named at the end of the run)."""
+    kept = config.stash.setdefault(KEPT_KEY, [])
+    kept.extend(n for n in names if n not in kept)
+
+
+def kept_since_last_report(config: pytest.Config) -> list[str]:
+    """The namespaces kept since the previous call (sent with a teardown report)."""
+    kept = config.stash.get(KEPT_KEY, [])
+    sent = config.stash.get(KEPT_SENT_KEY, 0)
+    config.stash[KEPT_SENT_KEY] = len(kept)
+    return kept[sent:]
 
 
 def failed_under(config: pytest.Config, nodeid: str) -> bool:
@@ -119,8 +144,12 @@ def write_warnings(terminalreporter: Any, config: pytest.Config) -> None:
             terminalreporter.write_line(f"istiolab: {warning}", yellow=True, bold=True)
 
 
-def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None) -> list[str]:
-    """What ``--istio-keep`` kept at the end of the run, and the one command that deletes it."""
+def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None,
+               namespaces: list[str] | None = None) -> list[str]:
+    """What ``--istio-keep`` kept at the end of the run, and the one command that deletes it.
+
+    ``failed``: did a test fail (the decision the keeping itself made); ``kind_cluster``: the
+    kind cluster this run created; ``namespaces``: the lab namespaces left in place."""
     from pytest_istiolab import constants as c
 
     if settings.keep == "never" or (settings.keep == "on-failure" and not failed):
@@ -129,12 +158,17 @@ def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None) -> 
     if settings.cluster == "embedded":
         return [f"istiolab: {flag}: nothing is kept on the embedded cluster, which stops with "
                 "the run; keep needs a kind or existing cluster"]
-    if settings.cluster == "kind" and settings.keep == "always" and kind_cluster:
-        return [f"istiolab: {flag} kept kind cluster {kind_cluster}; delete it with: "
+    if settings.cluster == "kind" and kind_cluster:
+        inside = f" with namespaces {', '.join(namespaces)}" if namespaces else ""
+        return [f"istiolab: {flag} kept kind cluster {kind_cluster}{inside}; delete it with: "
                 f"kind delete cluster --name {kind_cluster}"]
     context = f" --context {settings.context}" if settings.context else ""
     selector = f"{c.LABEL_SESSION}={settings.run_id}"
-    return [f"istiolab: {flag} kept this run's lab namespaces (label {selector}; Istio and "
+    if namespaces is not None and not namespaces:
+        return [f"istiolab: {flag}: no lab namespace was kept (no test in one failed)"]
+    which = (f"namespaces {', '.join(namespaces)}" if namespaces else
+             "this run's lab namespaces")
+    return [f"istiolab: {flag} kept {which} (label {selector}; Istio and "
             "the addons as the run left them); delete them with: "
             f"kubectl{context} delete namespace -l {selector}"]
 

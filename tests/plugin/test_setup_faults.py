@@ -4,6 +4,8 @@ traceback; what the run tells (the seed) is there even with ``-q``; xdist is opt
 from __future__ import annotations
 
 import os
+import socket
+import sys
 
 import pytest
 
@@ -168,3 +170,51 @@ def test_an_istioctl_path_that_does_not_exist_stops_the_run_once(pytester):
                                                    "no:cacheprovider"),
                      "*istioctl /nonexistent does not exist*",
                      "*fix: pass --istio-istioctl the path of an istioctl executable*")
+
+
+@pytest.fixture
+def existing_cluster(tmp_path):
+    """A reachable cluster that is not the plugin's own: an embedded one, as a kube context."""
+    from pytest_istiolab.embedded import EmbeddedCluster
+
+    with EmbeddedCluster(tmp_path / "served") as served:
+        yield served
+
+
+def _without_istioctl(pytester, monkeypatch, tmp_path):
+    """No istioctl on PATH (only the Python that runs pytest) and an empty istioctl cache."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(os.path.realpath(sys.executable))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    cache = tmp_path / "istioctl-cache"
+    monkeypatch.setenv("ISTIOLAB_CACHE_DIR", str(cache))
+    pytester.makepyfile(TWO_CLUSTER_TESTS)
+    return cache
+
+
+def test_offline_without_an_istioctl_stops_the_run_once(pytester, monkeypatch, tmp_path,
+                                                        existing_cluster):
+    cache = _without_istioctl(pytester, monkeypatch, tmp_path)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--istio-cluster=existing", "--istio-context=embedded",
+        f"--istio-kubeconfig={existing_cluster.kubeconfig}", "--istio-offline=true")
+    _one_usage_error(result, "*istioctl 1.26.0 is not on PATH nor cached at *, and "
+                     "--istio-offline forbids downloading it*",
+                     "*fix: run once without --istio-offline to fill the cache*")
+    assert not cache.exists()
+
+
+def test_a_failed_download_stops_the_run_once_and_leaves_no_lock_file(
+        pytester, monkeypatch, tmp_path, existing_cluster):
+    cache = _without_istioctl(pytester, monkeypatch, tmp_path)
+    with socket.socket() as closed:  # a port nobody listens on: the download is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--istio-cluster=existing", "--istio-context=embedded",
+        f"--istio-kubeconfig={existing_cluster.kubeconfig}",
+        f"--istio-release-url=http://127.0.0.1:{port}")
+    _one_usage_error(result, f"*downloading http://127.0.0.1:{port}/1.26.0/istio-1.26.0-*"
+                     ".tar.gz failed: ConnectError*", "*fix: check the network or proxy*")
+    assert not cache.exists()  # no empty lock file, no empty directories

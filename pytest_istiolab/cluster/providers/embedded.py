@@ -31,9 +31,13 @@ class EmbeddedProvider:
                 cluster = EmbeddedCluster(self.workdir, seed=self.seed, realism=self.realism)
             self._cluster = cluster.start()
         except OSError as exc:
+            self.stop()
             raise ClusterError(f"the embedded cluster could not start: {exc}",
                                "free a loopback port or run with a real cluster "
                                "(--istio-cluster=existing)") from exc
+        except BaseException:  # Ctrl-C while it starts: its files go too
+            self.stop()
+            raise
         cluster = self._cluster
         realism = cluster.runtime.realism
         return ClusterHandle(
