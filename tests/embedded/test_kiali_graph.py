@@ -128,3 +128,45 @@ def test_security_policy_gives_the_mtls_share_on_both_halves_of_a_service_hop():
     assert [(round(e.mtls or 0, 6), e.principals) for e in traffic.edges] == [
         (75.0, ("spiffe://a", "spiffe://b"))] * 2
     assert {e["data"]["isMTLS"] for e in kg.build(traffic)["elements"]["edges"]} == {"75"}
+
+
+# ---------------------------------------------------------------- the server's answers
+class _Store:
+    def __init__(self, objects):
+        self.objects = objects
+
+    def by_kind(self, group, plural, namespace=None):
+        return [o for o in self.objects.get(plural, [])
+                if namespace is None or o["metadata"].get("namespace") == namespace]
+
+
+def _ask(path, objects=None):
+    from types import SimpleNamespace
+
+    from pytest_istiolab.embedded.mesh.headers import Headers
+    from pytest_istiolab.embedded.workloads.base import AppContext, AppRequest
+    from pytest_istiolab.embedded.workloads.kiali import Kiali
+
+    runtime = SimpleNamespace(store=_Store(objects or {"namespaces": [
+        {"metadata": {"name": "bi"}}]}))
+    ctx = AppContext(runtime, {"metadata": {"name": "kiali-0", "namespace": "istio-system"}},
+                     "kiali", 0.0, caller=None, jitter=lambda low, high: low)  # type: ignore
+    pod = {"metadata": {"name": "kiali-0", "namespace": "istio-system"}}
+    answer = Kiali(pod, {"image": "quay.io/kiali/kiali:v2.8"}).handle(
+        ctx, AppRequest("GET", path, "kiali:20001", Headers()))
+    return answer.status, answer.headers.get("location"), answer.body
+
+
+def test_the_root_redirects_to_the_web_root():
+    assert _ask("/")[:2] == (302, "/kiali/")
+
+
+def test_unmodelled_routes_and_options_get_kiali_error_shape():
+    status, _, body = _ask("/kiali/api/istio/config")
+    assert status == 501 and b'"error": "GET /api/istio/config is not modelled' in body
+    assert _ask("/kiali/api/namespaces/graph?namespaces=bi&graphType=service")[0] == 501
+    status, _, body = _ask("/kiali/api/namespaces/graph?namespaces=bi&appenders=bogus")
+    assert (status, body) == (400, b'{"error": "Invalid appender [bogus]"}')
+    assert _ask("/kiali/api/namespaces/graph?namespaces=bi&appenders=istio")[0] == 501
+    status, _, body = _ask("/kiali/api/namespaces/graph?namespaces=nope&graphType=app")
+    assert status == 403 and b"nope" in body

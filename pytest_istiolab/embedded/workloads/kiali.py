@@ -248,18 +248,19 @@ class Kiali:
         samples = self._rates(ctx, ns, interval)
         field = {"app": "canonical_service", "workload": "workload",
                  "service": "service_name"}[kind]
-        names = {"app": lambda: sorted({a for _, a, _ in self._workloads(ctx, ns) if a}),
-                 "workload": lambda: [n for n, _, _ in self._workloads(ctx, ns)],
+        workloads = self._workloads(ctx, ns)
+        names = {"app": lambda: sorted({a for _, a, _ in workloads if a}),
+                 "workload": lambda: [n for n, _, _ in workloads],
                  "service": lambda: [s["metadata"]["name"] for s in
                                      ctx.runtime.store.by_kind("", "services", ns)]}[kind]()
         result: Obj = {}
         for name in names:
             requests = _request_health(samples, ns, name, field)
             if kind == "app":
-                result[name] = {"workloadStatuses": [s for n, a, s in self._workloads(ctx, ns)
-                                                     if a == name], "requests": requests}
+                result[name] = {"workloadStatuses": [s for _, a, s in workloads if a == name],
+                                "requests": requests}
             elif kind == "workload":
-                status = next(s for n, _, s in self._workloads(ctx, ns) if n == name)
+                status = next(s for n, _, s in workloads if n == name)
                 result[name] = {"workloadStatus": status, "requests": requests}
             else:
                 result[name] = {"requests": requests}
