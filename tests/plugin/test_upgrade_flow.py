@@ -1,0 +1,191 @@
+"""The whole upgrade validation flow of issue 15, on the embedded cluster, for both upgrade styles.
+
+As a platform team runs it (README "Validating an upgrade"): Istio 1.25.5 installed with its own
+istioctl; the labs with a conformance report; ``istiolab-probe`` started; the upgrade to 1.26.8
+(in place with ``istioctl upgrade``, or by revision: a second istiod, the namespace relabelled,
+the ``default`` tag moved, the old revision uninstalled); workloads restarted; the probe
+stopped; the labs again with ``--istio-compare``. Then a deliberately regressed "after" (a test
+double: the upgraded cluster with one Istio CRD deleted) shows the regression and exit 1.
+
+The cluster is served from this process and handed to the runs as an existing context. To keep
+the wall time modest on 2 cores the lab selection is small (:data:`LABS`: Lab 1's version, CRD
+and namespace checks, and Lab 5's traffic-mirroring module); the probe covers the traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pytest_istiolab import constants as c
+from pytest_istiolab.embedded import EmbeddedCluster
+from pytest_istiolab.waiting import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+OLD, NEW, REVISION = "1.25.5", "1.26.8", "1-26-8"
+LABS = [
+    "tests/labs/test_lab01_install.py::test_client_control_plane_and_data_plane_versions_agree",
+    "tests/labs/test_lab01_install.py::test_the_fourteen_istio_crds_are_installed",
+    "tests/labs/test_lab01_install.py::test_istio_system_namespace_is_active",
+    "tests/labs/test_lab05_traffic_mirroring.py",
+]
+RUN_LIMIT = 300.0  # seconds for one lab run (a pytest process) on a loaded 2-core machine
+STEP_LIMIT = 120.0  # seconds for one istioctl command or for the probe to start or stop
+
+pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
+
+
+@pytest.fixture
+def _no_istiolab_env(monkeypatch):
+    for opt in c.OPTIONS:
+        monkeypatch.delenv(opt.env, raising=False)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
+    with EmbeddedCluster(tmp_path / "cluster", seed=1515, istio_version=OLD) as started:
+        run([str(started.istioctl_of(OLD)), "install", "-y", "--set", "profile=demo"])
+        yield started
+
+
+def run(argv: list[str], limit: float = STEP_LIMIT) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=limit,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, f"{argv}: {res.stdout}\n{res.stderr}"
+    return res
+
+
+def existing(cluster: EmbeddedCluster) -> list[str]:
+    return ["--istio-cluster", "existing", "--istio-context", "embedded",
+            "--istio-kubeconfig", str(cluster.kubeconfig)]
+
+
+def labs(cluster: EmbeddedCluster, version: str, report: Path, *extra: str
+         ) -> subprocess.CompletedProcess[str]:
+    """The lab selection against the cluster as it is (never installs), with a report."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *LABS,
+            *existing(cluster), "--istio-install", "never", "--istio-version", version,
+            "--istio-istioctl", str(cluster.istioctl_of(version)),
+            "--istio-conformance-report", str(report), *extra]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=RUN_LIMIT, cwd=REPO,
+                          stdin=subprocess.DEVNULL)
+
+
+class Probe:
+    def __init__(self, cluster: EmbeddedCluster, report: Path, *extra: str) -> None:
+        self.report = report
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_istiolab.probe", *existing(cluster),
+             "--report", str(report), "--progress", "0.5", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def flowing(self) -> dict:
+        def written() -> dict:
+            assert self.proc.poll() is None, "the probe exited early"
+            assert self.report.exists(), "no continuity report yet"
+            data = json.loads(self.report.read_text())
+            assert all(p["requests"] for p in data["paths"].values()), data["paths"]
+            return data
+        return eventually(written, timeout=STEP_LIMIT, interval=0.2,
+                          description="the probe's traffic flowing on both paths")
+
+    def stop(self) -> tuple[int, str, dict]:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=STEP_LIMIT)
+        return self.proc.returncode, out, json.loads(self.report.read_text())
+
+
+def restart(cluster: EmbeddedCluster, ns: str, name: str) -> None:
+    """``kubectl rollout restart``: a new ``restartedAt`` annotation on the pod template."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    store = cluster.runtime.store
+
+    def fill(cur: dict) -> None:
+        meta = cur["spec"]["template"].setdefault("metadata", {})
+        meta.setdefault("annotations", {})["kubectl.kubernetes.io/restartedAt"] = stamp
+    store.mutate(store.resource_type("apps", "deployments"), ns, name, fill)
+
+
+def relabel(cluster: EmbeddedCluster, ns: str) -> None:
+    """``kubectl label ns NS istio-injection- istio.io/rev=1-26-8``."""
+    store = cluster.runtime.store
+
+    def fill(cur: dict) -> None:
+        labels = cur["metadata"].setdefault("labels", {})
+        labels.pop("istio-injection", None)
+        labels["istio.io/rev"] = REVISION
+    store.mutate(store.resource_type("", "namespaces"), None, ns, fill)
+
+
+def proxy_images(cluster: EmbeddedCluster, ns: str) -> set[str]:
+    return {ctr["image"] for p in cluster.runtime.store.by_kind("", "pods", ns)
+            if not p["metadata"].get("deletionTimestamp")
+            for ctr in p["spec"]["containers"] if ctr["name"] == "istio-proxy"}
+
+
+def upgrade_in_place(cluster: EmbeddedCluster, probe_ns: str) -> None:
+    run([str(cluster.istioctl_of(NEW)), "upgrade", "-y", "--set", "profile=demo"])
+    restart(cluster, probe_ns, "httpbin")
+
+
+def upgrade_by_revision(cluster: EmbeddedCluster, probe_ns: str) -> None:
+    ctl = str(cluster.istioctl_of(NEW))
+    run([ctl, "install", "-y", "--set", "profile=demo", "--set", f"revision={REVISION}"])
+    relabel(cluster, probe_ns)
+    restart(cluster, probe_ns, "httpbin")
+    run([ctl, "tag", "set", "default", "--revision", REVISION, "--overwrite"])
+
+
+def wait_for_proxies(cluster: EmbeddedCluster, ns: str, image: str) -> None:
+    def moved() -> None:
+        assert image in proxy_images(cluster, ns), proxy_images(cluster, ns)
+    eventually(moved, timeout=STEP_LIMIT, interval=0.2,
+               description=f"a proxy of {ns} running {image}")
+
+
+@pytest.mark.parametrize("style", ["in-place", "revision"])
+def test_an_upgrade_validated_before_and_after_with_traffic_continuity(
+        cluster: EmbeddedCluster, tmp_path: Path, style: str) -> None:
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    res = labs(cluster, OLD, before)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(before.read_text())["found"]["istio_version"] == OLD
+
+    probe = Probe(cluster, tmp_path / "continuity.json", "--max-error-rate", "0")
+    probe_ns = probe.flowing()["namespace"]
+    (upgrade_in_place if style == "in-place" else upgrade_by_revision)(cluster, probe_ns)
+    wait_for_proxies(cluster, probe_ns, f"docker.io/istio/proxyv2:{NEW}")
+    probe.flowing()  # still flowing after the rollouts
+    status, out, continuity = probe.stop()
+    assert status == 0, out
+    for name, path in continuity["paths"].items():
+        assert path["requests"] > 0 and path["failed"] == 0, (name, path)
+    if style == "revision":
+        run([str(cluster.istioctl_of(NEW)), "uninstall", "--revision", "default", "-y"])
+
+    res = labs(cluster, NEW, after, "--istio-compare", str(before))
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads(after.read_text())
+    assert report["found"]["istio_version"] == NEW
+    assert report["comparison"]["regressions"] == [], report["comparison"]
+    assert f"baseline: Istio {OLD}" in res.stdout and f"current:  Istio {NEW}" in res.stdout
+
+    if style == "in-place":  # the regressed "after": a 1.26.8 that lost a CRD (a test double)
+        store = cluster.runtime.store
+        store.delete(store.resource_type("apiextensions.k8s.io", "customresourcedefinitions"),
+                     None, "proxyconfigs.networking.istio.io")
+        regressed = labs(cluster, NEW, tmp_path / "regressed.json", "--istio-compare",
+                         str(before))
+        assert regressed.returncode == 1, regressed.stdout + regressed.stderr
+        doc = json.loads((tmp_path / "regressed.json").read_text())
+        assert [r["check"] for r in doc["comparison"]["regressions"]] == ["L1-C06"], doc
+        assert "L1-C06" in regressed.stdout and "regression" in regressed.stdout.lower()
