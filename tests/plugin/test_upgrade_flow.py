@@ -6,6 +6,8 @@ istioctl; the labs with a conformance report; ``istiolab-probe`` started; the up
 the ``default`` tag moved, the old revision uninstalled); workloads restarted; the probe
 stopped; the labs again with ``--istio-compare``. Then a deliberately regressed "after" (a test
 double: the upgraded cluster with one Istio CRD deleted) shows the regression and exit 1.
+Last, the probe against a gateway rollout with slow readiness: nothing with the chart's surge,
+failures when a test double's strategy removes the old pod first.
 
 The cluster is served from this process and handed to the runs as an existing context. To keep
 the wall time modest on 2 cores the lab selection is small (:data:`LABS`: Lab 1's version, CRD
@@ -27,6 +29,7 @@ import pytest
 
 from pytest_istiolab import constants as c
 from pytest_istiolab.embedded import EmbeddedCluster
+from pytest_istiolab.embedded.realism import Realism
 from pytest_istiolab.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,3 +192,63 @@ def test_an_upgrade_validated_before_and_after_with_traffic_continuity(
         doc = json.loads((tmp_path / "regressed.json").read_text())
         assert [r["check"] for r in doc["comparison"]["regressions"]] == ["L1-C06"], doc
         assert "L1-C06" in regressed.stdout and "regression" in regressed.stdout.lower()
+
+
+# ------------------------------------------------------------ what the probe sees of a rollout
+SLOW_READY = Realism(seed=1515, push_delay=(0.0, 0.0), ready_delay=(1.0, 1.5), write_429=0.0,
+                     write_500=0.0)
+
+
+@pytest.fixture
+def slow_cluster(tmp_path: Path) -> Iterator[EmbeddedCluster]:
+    """Pods turn Ready 1-1.5 s after they start (only the realism profile's readiness delay)."""
+    with EmbeddedCluster(tmp_path / "slow", seed=1515, realism=SLOW_READY) as started:
+        run([str(started.istioctl), "install", "-y", "--set", "profile=demo"])
+        yield started
+
+
+def roll_gateway(cluster: EmbeddedCluster, strategy: dict | None) -> None:
+    """Restart the ingress gateway (``strategy``: a test double's, or None for the chart's)
+    and wait until its new pod is the only one and Ready."""
+    store = cluster.runtime.store
+    deployments = store.resource_type("apps", "deployments")
+    old = {p["metadata"]["name"] for p in store.by_kind("", "pods", "istio-system")
+           if p["metadata"]["name"].startswith("istio-ingressgateway-")}
+    if strategy is not None:
+        def fill(cur: dict) -> None:
+            cur["spec"]["strategy"] = strategy
+        store.mutate(deployments, "istio-system", "istio-ingressgateway", fill)
+    restart(cluster, "istio-system", "istio-ingressgateway")
+
+    def rolled() -> None:
+        pods = [p for p in store.by_kind("", "pods", "istio-system")
+                if p["metadata"]["name"].startswith("istio-ingressgateway-")]
+        assert pods and not {p["metadata"]["name"] for p in pods} & old, "old pod still there"
+        assert all(c.get("status") == "True" for p in pods
+                   for c in p["status"].get("conditions", []) if c["type"] == "Ready")
+    eventually(rolled, timeout=STEP_LIMIT, interval=0.1, description="the gateway rolled")
+
+
+@pytest.mark.parametrize(("strategy", "fails"), [
+    (None, False),  # the chart's maxSurge 100%: the old pod serves until the new one is Ready
+    ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, True),
+])
+def test_the_probe_sees_what_the_gateway_rollout_strategy_causes(
+        slow_cluster: EmbeddedCluster, tmp_path: Path, strategy: dict | None,
+        fails: bool) -> None:
+    probe = Probe(slow_cluster, tmp_path / "continuity.json", "--max-error-rate", "0")
+    probe.flowing()
+    roll_gateway(slow_cluster, strategy)
+    first = probe.flowing()["paths"]["ingress"]["requests"]
+
+    def more() -> None:  # a few more requests through the new gateway pod
+        assert probe.flowing()["paths"]["ingress"]["requests"] >= first + 5
+    eventually(more, timeout=STEP_LIMIT, interval=0.2, description="traffic after the rollout")
+    status, out, continuity = probe.stop()
+    ingress = continuity["paths"]["ingress"]
+    assert continuity["paths"]["in-mesh"]["failed"] == 0, continuity["paths"]["in-mesh"]
+    if fails:
+        assert status == 1 and ingress["failed"] > 0, (out, ingress)
+        assert "--max-error-rate exceeded on ingress" in out
+    else:
+        assert status == 0 and ingress["failed"] == 0, (out, ingress)
