@@ -216,3 +216,21 @@ def test_the_teapot_of_lab_6(kit: Kit) -> None:
     assert response.status == 418 and len(response.body) == 135
     assert b"-=[ teapot ]=-" in response.body
     assert response.headers.get("x-more-info") == "http://tools.ietf.org/html/rfc2324"
+
+
+def test_an_absolute_redirect_page_grows_by_twice_the_shadow_suffix() -> None:
+    """L5.2-X01's observable: httpbin's ``/absolute-redirect/1`` names ``http://<Host>/get`` in
+    its Location and twice in Werkzeug's page, and nothing else of the request."""
+    import random
+    from types import SimpleNamespace
+
+    from pytest_istiolab.embedded.workloads.python_httpbin import route
+
+    def page(host: str):  # type: ignore[no-untyped-def]
+        req = SimpleNamespace(path_only="/absolute-redirect/1", method="GET", authority=host)
+        return route(req, random.Random(0), lambda _s: None)  # type: ignore[arg-type]
+
+    v1, v2 = page("httpbin:8000"), page("httpbin-shadow:8000")
+    assert (v1.status, v1.headers.get("Location")) == (302, "http://httpbin:8000/get")
+    assert v1.body.decode().count("http://httpbin:8000/get") == 2
+    assert len(v2.body) - len(v1.body) == 2 * len("-shadow")

@@ -9,7 +9,7 @@ whose mesh model has two behaviours broken by a tiny plugin:
   ``maxConnections`` (L4.2-X01) and outlier detection (L4.2-X02, its ejection is part of the
   pool), while the rule's content and the single request still pass;
 * the router never sends mirror copies: the Lab 5.2 mirror rule never takes effect, so its
-  three C03/C04 tests fail (in their ``mirroring`` set-up) while C01/C02 still pass.
+  C03/C04/X01 tests fail (in their ``mirroring`` set-up) while C01/C02 still pass.
 
 The plugin shortens the embedded cluster's ``eventually`` (0.3 s: a broken model never comes
 right) so the failures come quickly. One
@@ -52,7 +52,8 @@ RED = {"test_two_connections_trip_the_breaker", "test_three_connections_trip_the
        "test_the_connection_limit_overflows", "test_a_5xx_ejects_httpbin_then_no_healthy_upstream",
        "test_with_the_mirror_the_client_still_gets_v1s_answer",
        "test_every_request_is_mirrored_to_v2_with_the_shadow_authority",
-       "test_v2s_sidecar_receives_the_copy_for_httpbin_shadow"}
+       "test_v2s_sidecar_receives_the_copy_for_httpbin_shadow",
+       "test_the_copy_reaches_v2_for_the_shadow_host_without_access_logs"}
 GREEN = {"test_the_rule_is_the_manuals_tiny_pool_with_outlier_detection",
          "test_a_single_request_gets_through",
          "test_the_request_is_served_through_both_sidecars", "test_gunicorn_logs_its_start",

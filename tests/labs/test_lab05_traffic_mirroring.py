@@ -22,11 +22,13 @@ What is asserted:
   start-up lines.
 * C04: every request now adds one line to v1's log and one to v2's, logged in the same
   second as v1's (the manual's identical timestamps; one second of slack for a request that
-  straddles a second boundary), and v2's is the larger body: the copy carries the
-  ``-shadow`` authority (``httpbin-shadow:8000``, manual sizes 527 and 567). When the mesh
-  writes access logs (demo profile, D-01), v2's sidecar logged the copy with authority
-  ``httpbin-shadow:8000``.
+  straddles a second boundary), and v2's is the larger body, as in the manual (sizes 527 and
+  567; the copy's ``-shadow`` authority and its added headers both lengthen it, so the size
+  alone does not prove the authority: L5.2-X01 does). When the mesh writes access logs (demo
+  profile, D-01), v2's sidecar logged the copy with authority ``httpbin-shadow:8000``.
   ``N`` requests make ``N`` mirrored lines (``mirrorPercentage: 100``).
+* L5.2-X01 (beyond the manual): the ``-shadow`` authority without access logs, from the sizes
+  gunicorn logs for ``/absolute-redirect/1`` (see the test).
 * D-13: the manual's ``nano stiolabmanual/httpbinvs.yaml`` is a typo; D-27: ``v1alpha3``.
 """
 
@@ -57,6 +59,8 @@ ACCESS = re.compile(r'^(?P<ip>\S+) - - \[(?P<time>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\
                     r'"(?P<method>\S+) (?P<path>\S+) (?P<protocol>[^"]+)" (?P<status>\d{3}) '
                     r'(?P<size>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$')
 REQUESTS = 3  # L5.2-C04: N requests => N mirrored lines
+REDIRECT = "http://httpbin:8000/absolute-redirect/1"  # L5.2-X01: a page naming its Host twice
+SHADOW = "-shadow"
 
 
 @dataclass
@@ -241,3 +245,38 @@ def test_v2s_sidecar_receives_the_copy_for_httpbin_shadow(cluster, istio, httpbi
                               description="httpbin-v2's sidecar logs the mirrored copy")
     assert [(e.authority, e.status) for e in copies] == [("httpbin-shadow:8000", 200)], \
         [e.line for e in copies]
+
+
+# ------------------------------------------------------------------ L5.2-X01
+@pytest.mark.check("L5.2-X01")
+def test_the_copy_reaches_v2_for_the_shadow_host_without_access_logs(
+        cluster, httpbins: Httpbins, sleep, mirroring) -> None:
+    """Beyond the manual: C04 sees the ``-shadow`` authority in v2's sidecar access log, which
+    a mesh without access logs (the default profile, D-01) does not write, and in v2's larger
+    ``/headers`` body, which the copy's own headers (``x-envoy-internal``, a longer
+    ``x-forwarded-for``) make larger anyway. httpbin's ``/absolute-redirect/1`` answers a 302
+    whose page names ``http://<Host>/get`` twice and nothing else of the request, so the copy's
+    page is longer than v1's by exactly twice ``-shadow``: read from gunicorn's own log lines,
+    on any mesh and any profile."""
+    before = {v: len(httpbins.access(v)) for v in ("v1", "v2")}
+
+    def redirected() -> None:
+        result = sleep.curl(REDIRECT, output=None)
+        assert result.exit_code == 0, f"curl {REDIRECT} failed: {result.stderr}"
+
+    redirected()
+
+    def logged() -> tuple[re.Match[str], re.Match[str]]:
+        new = {v: [m for m in httpbins.access(v)[before[v]:]
+                   if m["path"] == "/absolute-redirect/1"] for v in ("v1", "v2")}
+        assert len(new["v1"]) == 1 and len(new["v2"]) == 1, (
+            f"one request gave {len(new['v1'])} v1 and {len(new['v2'])} v2 redirect line(s)")
+        return new["v1"][0], new["v2"][0]
+
+    t = cluster.timeouts
+    v1, v2 = waiting.eventually(logged, timeout=6 * t.poll_interval, interval=t.poll_interval,
+                                description="v1 and v2 log the redirect request")
+    assert (v1["status"], v2["status"]) == ("302", "302"), f"{v1[0]}\n{v2[0]}"
+    assert int(v2["size"]) - int(v1["size"]) == 2 * len(SHADOW), (
+        "the copy's Host should be v1's with -shadow (httpbin-shadow:8000): its redirect page "
+        f"should be {2 * len(SHADOW)} bytes longer than v1's:\n{v1[0]}\n{v2[0]}")

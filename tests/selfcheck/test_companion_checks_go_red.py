@@ -179,8 +179,16 @@ CASES = [
       "test_the_callers_sidecar_logs_the_route_timeout"}),
     ("the mirror's -shadow authority", "no_shadow_suffix", ("test_lab05_traffic_mirroring.py",),
      "shadow or served_through",
-     {"test_v2s_sidecar_receives_the_copy_for_httpbin_shadow"}),
+     {"test_v2s_sidecar_receives_the_copy_for_httpbin_shadow",
+      "test_the_copy_reaches_v2_for_the_shadow_host_without_access_logs"}),
+    # the same mesh on a profile that writes no access logs: C04's sidecar check skips, and
+    # the body-size comparison alone would pass (the copy is larger anyway); X01 goes red
+    ("the mirror's -shadow authority, no access logs", "no_shadow_suffix",
+     ("test_lab05_traffic_mirroring.py",), "shadow or served_through",
+     {"test_the_copy_reaches_v2_for_the_shadow_host_without_access_logs"},
+     ("--istio-profile=default",)),
 ]
+CASES = [(*case, ()) if len(case) == 5 else case for case in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -192,16 +200,19 @@ def table():
         print("\n".join(rows))
 
 
-@pytest.mark.parametrize("feature,breaker,modules,selection,expected", CASES,
-                         ids=[c[1] for c in CASES])
+@pytest.mark.parametrize("feature,breaker,modules,selection,expected,options", CASES,
+                         ids=[c[1] + "".join(c[5]).replace("--istio-profile=", "-")
+                              for c in CASES])
 def test_a_lab_check_goes_red_when_the_mesh_ignores_a_feature(
         pytester: pytest.Pytester, table: list[str], feature: str, breaker: str,
-        modules: tuple[str, ...], selection: str, expected: set[str]) -> None:
+        modules: tuple[str, ...], selection: str, expected: set[str],
+        options: tuple[str, ...]) -> None:
     pytester.makepyfile(**{f"break_{breaker}": PATCHING + BREAKERS[breaker]})
     pytester.syspathinsert()
     result = pytester.runpytest_inprocess(*(str(LABS / m) for m in modules),
                                           "-p", f"break_{breaker}", "-k", selection,
-                                          "-p", "no:cacheprovider", "-q", "--istio-seed=7")
+                                          "-p", "no:cacheprovider", "-q", "--istio-seed=7",
+                                          *options)
     failed = {}
     for report in result.reprec.getreports("pytest_runtest_logreport"):
         if report.failed:

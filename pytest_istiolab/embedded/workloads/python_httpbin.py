@@ -17,12 +17,16 @@ Without that flag (the image's own command) there are no access lines, and the w
 is the image's ``gevent``. The listening port comes from ``-b``/``--bind`` (80 for
 kennethreitz/httpbin, 8000 for citizenstig/httpbin by default).
 Modelled routes: ``/``, ``/get``, ``/headers``, ``/ip``, ``/user-agent``, ``/status/{codes}``,
-``/delay/{n}``, ``/anything[/...]``, ``/post``, ``/put``, ``/patch``, ``/delete``; other paths
-answer Flask's 404 page.
+``/delay/{n}``, ``/absolute-redirect/{n}``, ``/anything[/...]``, ``/post``, ``/put``,
+``/patch``, ``/delete``; other paths answer Flask's 404 page. ``/absolute-redirect/{n}`` is
+httpbin's ``redirect(url_for(..., _external=True))``: a 302 to ``http://<Host>/get`` (or to
+``/absolute-redirect/{n-1}``) whose body is Werkzeug 0.14's redirect page, which holds the
+URL twice, so its size grows by twice what the request's ``Host`` grows by.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import random
 import re
@@ -156,7 +160,24 @@ def route(req: AppRequest, rng: random.Random, wait: Callable[[float], None]) ->
     delay = re.fullmatch(r"/delay/([^/]+)", path)
     if delay:
         return _delay(delay.group(1), wait, req)
+    redirect = re.fullmatch(r"/absolute-redirect/(\d+)", path)
+    if redirect and int(redirect.group(1)) > 0:
+        n = int(redirect.group(1))
+        return _redirect(f"http://{req.authority}"
+                         + ("/get" if n == 1 else f"/absolute-redirect/{n - 1}"))
     return _text(NOT_FOUND, "text/html", 404)
+
+
+def _redirect(location: str) -> AppResponse:
+    """Werkzeug 0.14's ``redirect(location)``: 302, its HTML page naming the URL twice."""
+    shown = html.escape(location, quote=True)
+    body = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>Redirecting...'
+            '</title>\n<h1>Redirecting...</h1>\n<p>You should be redirected automatically to '
+            f'target URL: <a href="{shown}">{html.escape(location, quote=False)}</a>.  If not '
+            'click the link.')
+    answer = _text(body, "text/html; charset=utf-8", 302)
+    answer.headers.add("Location", location)
+    return answer
 
 
 def access_line(req: AppRequest, status: int, size: int, now: float) -> str:
