@@ -170,8 +170,8 @@ def mesh_load(bookinfo: Bookinfo, ingress: Ingress, cluster: ClusterSession,
     ``/productpage`` through the ingress gateway (``burst_codes``), then a slow loop on a
     thread for the rest of the module (2 requests a second, "the load script in another
     window"), so rate panels see traffic whatever their window; stopped at module end."""
-    loop = LoadLoop(lambda: ingress.get("/productpage").status_code,
-                    max_seconds=cluster.timeouts.scrape * 6)
+    loop = LoadLoop(lambda: ingress.get("/productpage").status_code, pause=0.5,
+                    max_requests=2400, max_seconds=1200.0)
     loop.burst(LOAD_REQUESTS, cluster.timeouts.eventually * 6,
                progress_every=20 if request.config.get_verbosity() > 0 else 0)
     loop.start()

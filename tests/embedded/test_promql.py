@@ -61,9 +61,18 @@ def test_increase_and_rate_over_five_minutes():
     assert rate == {(): pytest.approx(6 / 300)}
 
 
-def test_irate_uses_the_last_two_samples():
-    assert _vector(f'irate({REQ}{{destination_version="v2"}}[5m])') == {
-        (("destination_version", "v2"), ("response_code", "200")): pytest.approx(2 / 200)}
+def test_irate_is_the_increase_over_the_last_scrape_interval():
+    """A real Prometheus's last two samples are one scrape (15 s) apart: v1 has a request at
+    T-10 (one in the last 15 s), v2 none since T-50 (0), v3 was born 30 s ago (two samples);
+    a window shorter than 15 s holds fewer than two samples: no result. A series younger than
+    15 s counts from 0 (a request is visible at once, as for ``rate``)."""
+    got = _vector(f'irate({REQ}[5m])')
+    assert {dict(k)["destination_version"]: v for k, v in got.items()} == pytest.approx(
+        {"v1": 1 / 15, "v2": 0.0, "v3": 0.0})
+    assert _vector(f'irate({REQ}[10s])') == {}
+    young = Fixed([({"__name__": REQ}, _series([(T - 5, 3)]))])
+    kind, value = promql.evaluate(f"irate({REQ}[1m])", young, T)
+    assert [s.value for s in value] == [pytest.approx(3 / 15)]
 
 
 def test_success_ratio_with_regex_not_matcher_and_division():

@@ -7,10 +7,14 @@ Prometheus's do); evaluation is ours, over series whose samples are known at eve
 Scope and limitations
 ---------------------
 Evaluated: instant and range selectors with ``=``, ``!=``, ``=~``, ``!~`` matchers (regexes
-anchored, as Prometheus does) and ``offset``; ``rate``, ``irate``, ``increase`` (the exact
+anchored, as Prometheus does) and ``offset``; ``rate`` and ``increase`` (the exact
 increase over the window, divided by its length for ``rate``: no extrapolation, because
-every sample is known), ``histogram_quantile`` (Prometheus's linear interpolation inside the
-bucket), ``label_replace``, ``label_join``, ``round``, ``abs``, ``ceil``, ``floor``,
+every sample is known), ``irate`` (a real Prometheus takes the last two samples in the
+window, one scrape interval apart: here the increase over the last :data:`SCRAPE_INTERVAL`
+divided by it; no result for a window shorter than that, which holds one sample; a series
+younger than that counts from 0, as ``rate`` does, where a real Prometheus has no result
+until its second scrape), ``histogram_quantile`` (Prometheus's linear interpolation inside
+the bucket), ``label_replace``, ``label_join``, ``round``, ``abs``, ``ceil``, ``floor``,
 ``vector``, ``scalar``, ``time``; aggregations ``sum``, ``avg``, ``min``, ``max``, ``count``
 with ``by``/``without``; arithmetic and comparison operators (``bool`` too) between scalars
 and vectors and between vectors matched one-to-one (``on``/``ignoring``); ``and``, ``or``,
@@ -31,6 +35,7 @@ import promql_parser as pp
 
 Labels = dict[str, str]
 LOOKBACK = 300.0  # Prometheus's default lookback delta (5m)
+SCRAPE_INTERVAL = 15.0  # the addon's global scrape_interval: irate's two samples
 
 
 class Unsupported(ValueError):
@@ -198,7 +203,8 @@ class Evaluator:
             if not isinstance(matrix, list) or (matrix and not isinstance(matrix[0], RangeSeries)):
                 raise QueryError(f"expected type range vector in call to function \"{name}\"")
             window = _seconds(args[0].range)
-            rates = (self._rate(name, r, window) for r in matrix)  # type: ignore[arg-type]
+            end = self.when - _seconds(args[0].vector_selector.offset)
+            rates = (self._rate(name, r, window, end) for r in matrix)  # type: ignore[arg-type]
             return [s for s in rates if s is not None]
         if name == "histogram_quantile":
             q = self._scalar(self.eval(args[0]))
@@ -240,14 +246,22 @@ class Evaluator:
                            s.value) for s in vector]
         raise Unsupported(f"function {name}() is not modelled by the embedded Prometheus")
 
-    def _rate(self, name: str, r: RangeSeries, window: float) -> Sample | None:
+    @staticmethod
+    def _irate(labels: Labels, r: RangeSeries, window: float, end: float) -> Sample | None:
+        if window < SCRAPE_INTERVAL:
+            return None
+        last = r.points[-1][1] if r.points else r.before
+        earlier = [v for t, v in r.points if t <= end - SCRAPE_INTERVAL]
+        first = earlier[-1] if earlier else r.before  # the value 15 s before the end
+        if last is None:
+            return None
+        first = 0.0 if first is None else first
+        return Sample(labels, (last - first) / SCRAPE_INTERVAL)
+
+    def _rate(self, name: str, r: RangeSeries, window: float, end: float) -> Sample | None:
         labels = _drop_name(r.labels)
         if name == "irate":
-            pts = ([(self.when - window, r.before)] if r.before is not None else []) + r.points
-            if len(pts) < 2:
-                return None
-            (t0, v0), (t1, v1) = pts[-2], pts[-1]
-            return Sample(labels, (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0)
+            return self._irate(labels, r, window, end)
         last = r.points[-1][1] if r.points else r.before
         first = r.before if r.before is not None else 0.0
         increase = float(last or 0.0) - first
