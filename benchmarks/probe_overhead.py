@@ -7,8 +7,10 @@ An embedded cluster with Istio is served from this process; the probe runs as it
 against it as an existing context (as a platform team runs it), so its peak RSS and CPU time
 (``wait4`` of the child) are the probe's alone. Reports per rate: requests sent per second on
 each path (the asked-for rate is the ceiling), failures, peak RSS, CPU seconds per 1000
-requests. On a real cluster the in-mesh path costs one ``exec`` per second (a batch) and the
-ingress path one HTTP request per request; the cluster's own latency sets the ceiling there.
+requests, and the continuity report's size (it grows with the run: one timeline entry per
+second and path). Run it with two ``--seconds`` to see whether memory grows with duration.
+On a real cluster the in-mesh path costs one ``exec`` per second (a batch) and the ingress
+path one HTTP request per request; the cluster's own latency sets the ceiling there.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def run_probe(session: ClusterSession, rate: float, seconds: float, report: Path
         "cpu_s_per_1000_requests": round((usage.ru_utime + usage.ru_stime) * 1000
                                          / max(requests, 1), 2),
         "cpu_s_total": round(usage.ru_utime + usage.ru_stime, 2),
+        "report_kib": round(report.stat().st_size / 1024, 1),
     }
 
 
