@@ -4,6 +4,7 @@
     python benchmarks/bench.py --labs 1 2      # only Labs 1 and 2
     python benchmarks/bench.py --starts 20 --labs
     python benchmarks/bench.py --suite 3       # the lab suite serial and -n 2, alternating
+    python benchmarks/bench.py --realism 3     # the lab suite -n 2, default profile vs realism
 
 Goals on a 2-core machine: start < 1 s; Labs 1-2 < 15 s; Lab 3 < 20 s; Labs 4-5 < 20 s;
 Lab 6 < 8 s; the lab suite under ``-n 2`` at least 1.6x faster than serially (``--suite``).
@@ -125,6 +126,21 @@ def bench_suite(rounds: int) -> None:
           f"speed-up {s / p:.2f}x (goal >= 1.6x on 2 cores)")
 
 
+def bench_realism(rounds: int, seed: int) -> None:
+    """The lab suite under ``-n 2`` with the embedded cluster's default profile and with its
+    realism profile (same seed), alternating; medians and the ratio."""
+    plain, real = [], []
+    for n in range(rounds):
+        for times, extra in ((plain, []), (real, ["--istio-embedded-realism=on"])):
+            elapsed, last = suite_wall(["-n", "2", f"--istio-seed={seed + n}", *extra])
+            times.append(elapsed)
+            print(f"  round {n + 1} {'realism' if extra else 'default'} (seed {seed + n}): "
+                  f"{elapsed:.1f} s [{last}]", flush=True)
+    d, r = statistics.median(plain), statistics.median(real)
+    print(f"lab suite wall time under -n 2: default profile {d:.1f} s, realism profile {r:.1f} s "
+          f"(median of {rounds}); realism costs {r / d:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=5)
@@ -132,7 +148,14 @@ def main() -> int:
                         help="lab numbers to time (default: all lab modules)")
     parser.add_argument("--suite", type=int, default=0, metavar="ROUNDS",
                         help="time the lab suite serial and -n 2 ROUNDS times, and nothing else")
+    parser.add_argument("--realism", type=int, default=0, metavar="ROUNDS",
+                        help="time the lab suite -n 2 with the default and the realism profile "
+                        "ROUNDS times, and nothing else")
+    parser.add_argument("--seed", type=int, default=1000, help="first seed of --realism rounds")
     args = parser.parse_args()
+    if args.realism:
+        bench_realism(args.realism, args.seed)
+        return 0
     if args.suite:
         bench_suite(args.suite)
         return 0

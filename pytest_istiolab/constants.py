@@ -123,11 +123,22 @@ OPT_EMBEDDED_REALISM = Option(
     "delays, delayed readiness, watches that end, 429/500 on writes (seeded by --istio-seed): "
     "off or on", "off", REALISM_CHOICES)
 
+OPT_TIMEOUT_SCALE = Option(
+    "--istio-timeout-scale", "istio_timeout_scale", "ISTIOLAB_TIMEOUT_SCALE",
+    "multiply every named timeout (readiness, waits, requests, istioctl) by this factor, for "
+    "slow clusters and first image pulls, e.g. 3", "1")
+OPT_TEST_TIMEOUT = Option(
+    "--istio-test-timeout", "istio_test_timeout", "ISTIOLAB_TEST_TIMEOUT",
+    "fail a test phase (setup, call or teardown) that runs longer than this many seconds, so a "
+    "hung cluster fails a test instead of hanging the run (scaled by --istio-timeout-scale; "
+    "0: no bound)", "900")
+
 OPTIONS: tuple[Option, ...] = (OPT_PROFILE, OPT_VERSION, OPT_CLUSTER, OPT_CONTEXT, OPT_KUBECONFIG,
                                OPT_KEEP, OPT_ISTIOCTL, OPT_SEED, OPT_INSTALL, OPT_KIND_NAME,
                                OPT_KIND_IMAGE, OPT_OFFLINE, OPT_RELEASE_URL, OPT_READ_ONLY,
                                OPT_CONFORMANCE_REPORT, OPT_EXTERNAL_HOST, OPT_JWT_SOURCE,
-                               OPT_COMPARE, OPT_COMPARE_FAIL_ON, OPT_EMBEDDED_REALISM)
+                               OPT_COMPARE, OPT_COMPARE_FAIL_ON, OPT_EMBEDDED_REALISM,
+                               OPT_TIMEOUT_SCALE, OPT_TEST_TIMEOUT)
 
 # Markers
 MARK_LAB = "lab"            # @pytest.mark.lab(2): the manual's lab number; also -m lab2

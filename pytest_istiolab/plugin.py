@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -288,8 +290,61 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 reason=f"profile {settings.profile!r} has no {', '.join(missing)}"))
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):  # type: ignore[no-untyped-def]
     reporting.mark_commands(item)
+    _phase(item)
+    return (yield)
+
+
+class PhaseTimeout(Exception):
+    """A test phase ran past ``--istio-test-timeout``."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """Bound every phase of the test by ``--istio-test-timeout`` (SIGALRM, main thread only):
+    a hung cluster fails the test in hand, and the run goes on, instead of hanging a nightly."""
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    bound = settings.test_timeout if settings is not None else 0.0
+    if bound <= 0 or not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
+        return (yield)
+
+    def expired(_signum: int, _frame: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raise PhaseTimeout(f"{item.nodeid}: a test phase ran longer than {bound:g} s "
+                           f"({c.OPT_TEST_TIMEOUT.flag}); the cluster may be hung")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    item.stash[_BOUND_KEY] = bound
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_BOUND_KEY = pytest.StashKey[float]()
+
+
+def _phase(item: pytest.Item) -> None:
+    """(Re)start the phase's alarm."""
+    bound = item.stash.get(_BOUND_KEY, 0.0)
+    if bound > 0:
+        signal.setitimer(signal.ITIMER_REAL, bound)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+    _phase(item)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    _phase(item)
+    return (yield)
 
 
 

@@ -40,6 +40,8 @@ class Settings:
     external_host: str = c.DEFAULT_EXTERNAL_HOST
     jwt_source: str = "local"
     realism: bool = False  # the embedded cluster's realism profile
+    timeout_scale: float = 1.0  # every named timeout multiplied by it
+    test_timeout: float = 900.0  # seconds per test phase, already scaled; 0: no bound
 
     @property
     def scope_id(self) -> str:
@@ -112,6 +114,8 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
                          f"not of {cluster} (a real cluster is real already)",
                          f"drop {c.OPT_EMBEDDED_REALISM.flag}, or run with "
                          f"{c.OPT_CLUSTER.flag}=embedded")
+    scale = _number(get(c.OPT_TIMEOUT_SCALE), c.OPT_TIMEOUT_SCALE, positive=True)
+    test_timeout = _number(get(c.OPT_TEST_TIMEOUT), c.OPT_TEST_TIMEOUT, positive=False)
     kubeconfig = get(c.OPT_KUBECONFIG)
     return Settings(
         profile=profile, version=version, cluster=cluster, context=get(c.OPT_CONTEXT) or None,
@@ -122,9 +126,23 @@ def from_lookup(get: Lookup, workdir: Path, run_id: str | None = None,
         offline=_flag(get(c.OPT_OFFLINE), c.OPT_OFFLINE),
         release_url=get(c.OPT_RELEASE_URL) or None,
         read_only=read_only, external_host=external_host,
-        jwt_source=jwt_source, realism=realism,
+        jwt_source=jwt_source, realism=realism, timeout_scale=scale,
+        test_timeout=test_timeout * scale,
         worker=worker, **({"run_id": run_id} if run_id else {}),
     )
+
+
+def _number(raw: str | None, opt: c.Option, *, positive: bool) -> float:
+    text = (raw if raw not in (None, "") else opt.default) or "0"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 if positive else value >= 0) or value != value or value == float("inf"):
+        what = "a number above 0" if positive else "a number of seconds (0: no bound)"
+        raise UsageError(f"{opt.flag}={raw!r} is not {what}",
+                         f"pass e.g. {opt.flag}={'3' if positive else '900'}")
+    return value
 
 
 def _flag(raw: str | None, opt: c.Option) -> bool:

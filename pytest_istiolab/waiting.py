@@ -5,9 +5,11 @@ right after ``kubectl apply`` may see the old routing for a moment. ``eventually
 until it passes ``consecutive`` times in a row (Gateway API conformance uses 3), and when it never
 does, raises the last failure with the description, the time spent and the number of attempts.
 
-Checks signal "not yet" by raising ``AssertionError`` (or one of ``retry_on``); any other
-exception ends the wait at once — a broken test must not be retried for 30 s. The clock and the
-sleep are parameters so the module is tested without sleeping.
+Checks signal "not yet" by raising ``AssertionError`` (or one of ``retry_on``); so do transport
+errors (:data:`TRANSIENT`: connection refused or reset, a timeout), because right after an apply
+a gateway may not listen yet on a real cluster. Any other exception ends the wait at once — a
+broken test must not be retried for 30 s. The clock and the sleep are parameters so the module
+is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type
 
 T = TypeVar("T")
+# not yet, rather than broken: a refused/reset connection or a timeout (httpx's, the socket's)
+TRANSIENT: tuple[type[BaseException], ...] = (AssertionError, httpx.TransportError,
+                                              ConnectionError, TimeoutError)
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
@@ -37,7 +43,7 @@ def eventually(
     interval: float,
     consecutive: int = 1,
     description: str,
-    retry_on: tuple[type[BaseException], ...] = (AssertionError,),
+    retry_on: tuple[type[BaseException], ...] = TRANSIENT,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
 ) -> T:

@@ -79,7 +79,7 @@ class ClusterSession:
     def __init__(self, settings: Settings, provider: ClusterProvider,
                  handle: ClusterHandle) -> None:
         self.settings, self.provider, self.handle = settings, provider, handle
-        self.timeouts = Timeouts.for_handle(handle)
+        self.timeouts = Timeouts.for_handle(handle).scaled(settings.timeout_scale)
         self.commands = CommandLog()
         self.kube = Kube(handle.kubeconfig, handle.context, self.timeouts)
         self.kube.on_command = self.commands.add

@@ -145,7 +145,8 @@ def plan_run(settings: Settings, handle: ClusterHandle, found: FoundIstio) -> Ru
 
 def inspect_cluster(settings: Settings, handle: ClusterHandle) -> RunPlan:
     """Read what Istio ``handle``'s cluster runs and plan the run (one API request)."""
-    kube = Kube(handle.kubeconfig, handle.context, Timeouts.for_handle(handle))
+    timeouts = Timeouts.for_handle(handle).scaled(settings.timeout_scale)
+    kube = Kube(handle.kubeconfig, handle.context, timeouts)
     try:
         found = find_istio(kube)
     finally:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from pytest_istiolab import traffic
+from pytest_istiolab import traffic, waiting
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.kube import Applier, ExecResult, Kube, manifests
 
@@ -71,11 +71,33 @@ class Bookinfo(App):
         return self
 
     def expose(self) -> Bookinfo:
-        """The ingress Gateway + VirtualService and the default DestinationRules (Lab 2)."""
+        """The ingress Gateway + VirtualService and the default DestinationRules (Lab 2), then
+        wait until the page answers through the gateway: on a real cluster the gateway listens
+        on its port only once istiod pushed the Gateway (before that: connection refused).
+        A page that never answers is not an error here: the checks that need it fail, each
+        with its own message, and the others still run."""
         self.applier(BOOKINFO_GATEWAY)
         self.applier(BOOKINFO_DESTINATION_RULES)
         self.exposed = True
+        self.wait_for_page()
         return self
+
+    def wait_for_page(self) -> bool:
+        """Whether /productpage answered 200 through the ingress gateway (``consecutive``
+        times in a row) within ``Timeouts.eventually``."""
+        t = self.session.timeouts
+
+        def answers() -> None:
+            response = self.session.ingress.get("/productpage")
+            assert response.status_code == 200, f"/productpage answered {response.status_code}"
+
+        try:
+            waiting.eventually(answers, timeout=t.eventually, interval=t.poll_interval,
+                               consecutive=t.consecutive,
+                               description="the product page answers through the ingress gateway")
+        except AssertionError:
+            return False
+        return True
 
     def product_page(self, user: str | None = None) -> httpx.Response:
         """GET /productpage through the ingress gateway, logged in as ``user`` if given."""

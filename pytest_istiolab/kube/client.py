@@ -85,7 +85,9 @@ class Kube(WaitMixin, ExecMixin, PodsMixin):
 
     def _new_client(self, context: str | None) -> k8s_client.ApiClient:
         cfg = k8s_client.Configuration()
-        cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=3)
+        # 429/500 are retried by retry_throttled (urllib3 would raise on a Retry-After instead)
+        cfg.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=3,
+                                    respect_retry_after_header=False)
         path = str(self.kubeconfig) if self.kubeconfig else None
         try:
             api = k8s_config.new_client_from_config(path, context, persist_config=False,

@@ -164,12 +164,20 @@ def _events(session: ClusterSession, namespace: str) -> str:
     return "\n".join(lines) or "(no events)"
 
 
+def _has_sidecar(pod: dict[str, Any]) -> bool:
+    """``istio-proxy`` in ``containers``, or a native sidecar (a restartable init container:
+    Istio 1.27 on Kubernetes >= 1.33)."""
+    spec = pod.get("spec") or {}
+    return any(c.get("name") == "istio-proxy" for c in spec.get("containers") or []) or any(
+        c.get("name") == "istio-proxy" and c.get("restartPolicy") == "Always"
+        for c in spec.get("initContainers") or [])
+
+
 def client_pod(pods: list[dict[str, Any]]) -> str | None:
     """The pod whose proxy view explains a failure: a lab client (sleep, productpage,
     ratings), else any running pod with a sidecar."""
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
-               and any(c.get("name") == "istio-proxy"
-                       for c in (p.get("spec") or {}).get("containers", []))]
+               and _has_sidecar(p)]
     for app in CLIENT_APPS:
         for pod in running:
             if ((pod["metadata"].get("labels") or {}).get("app")) == app:

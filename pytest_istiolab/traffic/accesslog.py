@@ -172,8 +172,12 @@ class ProxyLog:
         return len(self.entries())
 
     def wait_for_new(self, mark: int, where: Callable[[AccessLogEntry], bool] = lambda e: True,
-                     count: int = 1, description: str = "") -> list[AccessLogEntry]:
-        """The entries after ``mark`` that satisfy ``where``, once there are ``count``."""
+                     count: int = 1, description: str = "",
+                     timeout: float | None = None) -> list[AccessLogEntry]:
+        """The entries after ``mark`` that satisfy ``where``, once there are ``count``.
+
+        ``timeout`` (default ``Timeouts.eventually``): shorter inside an outer wait that sends
+        the request again, so a request that went elsewhere costs one short wait, not all."""
 
         def found() -> list[AccessLogEntry]:
             new = [e for e in self.entries()[mark:] if where(e)]
@@ -182,7 +186,7 @@ class ProxyLog:
                 f"{self.pod} -c {self.container}; the log ends with:\n" + self.tail())
             return new
 
-        return eventually(found, timeout=self.timeouts.eventually,
+        return eventually(found, timeout=timeout or self.timeouts.eventually,
                           interval=self.timeouts.poll_interval,
                           description=description or f"access log of {self.pod}")
 

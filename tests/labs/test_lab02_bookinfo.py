@@ -17,6 +17,7 @@ import re
 
 import pytest
 
+from pytest_istiolab import waiting
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES
 from pytest_istiolab.kube import Applier, Namespaces
 
@@ -119,12 +120,19 @@ def test_pod_events_show_the_injected_containers(productpage_pod, kube, message)
 
 
 @pytest.mark.check("L2-C04")
-def test_ratings_pod_fetches_the_product_page_title(bookinfo):
+def test_ratings_pod_fetches_the_product_page_title(bookinfo, cluster):
     """``kubectl exec <ratings> -c ratings -- curl productpage:9080/productpage | grep -o
-    "<title>.*</title>"`` — the grep runs on the host, so the test greps the output."""
-    result = bookinfo.exec("ratings", ["curl", "-s", "productpage:9080/productpage"])
-    assert result.exit_code == 0, result.stderr
-    assert re.findall(r"<title>.*</title>", result.stdout) == [TITLE]
+    "<title>.*</title>"`` — the grep runs on the host, so the test greps the output. Polled:
+    right after the deploy the ratings sidecar may not have productpage's endpoints yet."""
+    def title() -> None:
+        result = bookinfo.exec("ratings", ["curl", "-s", "productpage:9080/productpage"])
+        assert result.exit_code == 0, result.stderr
+        assert re.findall(r"<title>.*</title>", result.stdout) == [TITLE], result.stdout[:200]
+
+    t = cluster.timeouts
+    waiting.eventually(title, timeout=t.eventually, interval=t.poll_interval,
+                       consecutive=t.consecutive,
+                       description="ratings fetches the product page's title")
 
 
 @pytest.mark.check("L2-C05")

@@ -183,11 +183,18 @@ def test_the_rule_is_the_manuals_tiny_pool_with_outlier_detection(breaker) -> No
 # ------------------------------------------------------------------ L4.2-C01
 @pytest.mark.check("L4.2-C01")
 def test_a_single_request_gets_through(cluster, fortio: Fortio, breaker, lab_namespace) -> None:
+    """Polled: right after the deploy fortio's sidecar may not have httpbin's endpoints yet."""
     argv = traffic.fortio_load_argv(URL, curl=True)
-    result = fortio.exec(argv)
-    text = result.stdout + result.stderr
-    assert result.exit_code == 0, f"`{' '.join(argv)}` failed:\n{text[-2000:]}"
-    assert re.search(r"^HTTP/1\.1 200 OK\r?$", text, re.M), f"no 200 status line:\n{text[:800]}"
+
+    def once():  # type: ignore[no-untyped-def]
+        result = fortio.exec(argv)
+        text = result.stdout + result.stderr
+        assert result.exit_code == 0, f"`{' '.join(argv)}` failed:\n{text[-2000:]}"
+        assert re.search(r"^HTTP/1\.1 200 OK\r?$", text, re.M), \
+            f"no 200 status line:\n{text[:800]}"
+        return result, text
+
+    result, text = eventually(cluster, once, "one fortio curl to httpbin answers 200")
     server = re.search(r"^server: (.+?)\r?$", text, re.M | re.I)
     # Istio 1.26 answers fortio (in the mesh) with "envoy": the client's sidecar outbound HCM
     # leaves Envoy's default server name; inbound and gateway HCMs write "istio-envoy". Either

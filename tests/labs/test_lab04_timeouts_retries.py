@@ -269,7 +269,8 @@ def test_envoy_retries_a_503_as_often_as_the_policy_says(cluster, istio, kube, a
         [call] = sleep.batch([f"http://httpbin:8000{path}"])
         assert call.status == 503, call
         lines = log.wait_for_new(0, lambda e: e.path == path, count=min(tries, 3),
-                                 description="the 503 calls in httpbin's sidecar log")
+                                 description="the 503 calls in httpbin's sidecar log",
+                                 timeout=cluster.timeouts.eventually / 4)
         assert len(lines) == tries, (
             f"expected {tries} tries of GET {path} in httpbin's sidecar log, found "
             f"{len(lines)}:\n" + "\n".join(e.line for e in lines))

@@ -120,21 +120,30 @@ def test_delay_makes_jasons_reviews_unavailable_after_about_six_seconds(jason_on
                                                                          cluster, pages):
     """"Jason stepped on a mine" (timing derived, D-31)."""
     apply(DELAY)
-
-    def stepped_on_a_mine(page: TimedPage) -> None:
-        assert page.status == 200 and page.reviews_unavailable, page.describe()
-        assert "Error fetching product reviews" in page.html and page.stars is None
-        low, high = JASON_DELAYED
-        assert low <= page.seconds < high, f"expected {low}-{high} s: {page.describe()}"
-
     page_where(cluster, pages, "jason", stepped_on_a_mine,
                "jason's page shows reviews unavailable after about 6 s")
 
 
+def stepped_on_a_mine(page: TimedPage) -> None:
+    assert page.status == 200 and page.reviews_unavailable, page.describe()
+    assert "Error fetching product reviews" in page.html and page.stars is None
+    low, high = JASON_DELAYED
+    assert low <= page.seconds < high, f"expected {low}-{high} s: {page.describe()}"
+
+
+def got_hit(page: TimedPage) -> None:
+    assert page.status == 200 and page.ratings_unavailable == 2, page.describe()
+    assert (page.reviews_pod or "").startswith("reviews-v2-") and page.stars is None, \
+        page.describe()
+    assert page.seconds < FAST, f"expected a fast page (< {FAST} s): {page.describe()}"
+
+
 @pytest.mark.check("L5.1-C03")
 def test_delay_does_not_affect_the_public(jason_on_v2, apply, cluster, pages):
-    """"The general public remains emotionally stable"."""
+    """"The general public remains emotionally stable". The delay is seen on jason's page
+    first: the public's fast page alone would also be seen before the fault is pushed."""
     apply(DELAY)
+    page_where(cluster, pages, "jason", stepped_on_a_mine, "the delay is in effect for jason")
     page_where(cluster, pages, None, on_v1_without_errors, "the public's page stays fast")
 
 
@@ -159,21 +168,15 @@ def test_delay_hits_only_ratings_calls_of_jason(jason_on_v2, apply, cluster, sle
 def test_abort_shows_ratings_unavailable_to_jason(jason_on_v2, apply, cluster, pages):
     """"Jason got hit": both reviews say the ratings service is unavailable, at once."""
     apply(ABORT)
-
-    def got_hit(page: TimedPage) -> None:
-        assert page.status == 200 and page.ratings_unavailable == 2, page.describe()
-        assert (page.reviews_pod or "").startswith("reviews-v2-") and page.stars is None, \
-            page.describe()
-        assert page.seconds < FAST, f"expected a fast page (< {FAST} s): {page.describe()}"
-
     page_where(cluster, pages, "jason", got_hit, "jason sees 'Ratings service is currently "
                                                  "unavailable' twice")
 
 
 @pytest.mark.check("L5.1-C05")
 def test_abort_does_not_affect_the_public(jason_on_v2, apply, cluster, pages):
-    """"The general public is fine"."""
+    """"The general public is fine". The abort is seen on jason's page first (see C03)."""
     apply(ABORT)
+    page_where(cluster, pages, "jason", got_hit, "the abort is in effect for jason")
     page_where(cluster, pages, None, on_v1_without_errors, "the public's page has no errors")
 
 
@@ -216,15 +219,17 @@ def test_a_fifty_percent_abort_hits_about_half_of_jasons_calls(jason_on_v2, appl
                                                                sleep, tmp_path):
     """Beyond the manual: its faults are all at 100 %, so a mesh that ignored
     ``percentage`` would pass Lab 5.1. The abort sample at 50 %: once aborts are seen (the
-    route is in effect), one sample of ``HALF_SAMPLES`` calls as jason is tested."""
+    ``percentage`` would pass Lab 5.1. The abort sample at 50 %: once both aborted and answered
+    calls are seen (the 50 % route is in effect, not the 100 % abort or no fault before it),
+    one sample of ``HALF_SAMPLES`` calls as jason is tested."""
     apply(abort_at(50.0, tmp_path))
     urls = [RATINGS] * HALF_SAMPLES
 
     def aborting() -> None:
-        calls = sleep.batch(urls[:10], headers={"end-user": "jason"})
-        assert any(c.status == 500 for c in calls), [c.status for c in calls]
+        statuses = {c.status for c in sleep.batch(urls[:10], headers={"end-user": "jason"})}
+        assert {500, 200} <= statuses, f"a 50 % abort gives both 500 and 200: {statuses}"
 
-    eventually(cluster, aborting, "some of jason's ratings calls are aborted")
+    eventually(cluster, aborting, "some of jason's ratings calls are aborted, some not")
     assert_half_aborted([c.status for c in sleep.batch(urls, headers={"end-user": "jason"})])
 
 

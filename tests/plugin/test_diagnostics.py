@@ -120,6 +120,9 @@ def test_the_client_pod_is_a_lab_client_with_a_sidecar():
                                    pod("r", "ratings")]) == "p"
     assert diagnostics.client_pod([pod("h", "httpbin")]) == "h"
     assert diagnostics.client_pod([pod("s", "sleep", phase="Pending")]) is None
+    native = pod("n", "sleep", sidecar=False)
+    native["spec"]["initContainers"] = [{"name": "istio-proxy", "restartPolicy": "Always"}]
+    assert diagnostics.client_pod([pod("r", "ratings"), native]) == "n", "1.27 native sidecar"
 
 
 def test_off_the_embedded_cluster_istioctl_proxy_config_and_analyze_run(tmp_path: Path):

@@ -144,3 +144,47 @@ def test_realism_is_printed_with_the_seed(pytester):
     result = pytester.runpytest("-q", "--istio-seed=42", "--istio-embedded-realism=on")
     result.stdout.fnmatch_lines(["istiolab: seed 42, realism on (reproduce: --istio-seed=42 "
                                  "--istio-embedded-realism=on)"])
+
+
+@pytest.mark.parametrize("flag,value", [("--istio-timeout-scale", "0"),
+                                        ("--istio-timeout-scale", "fast"),
+                                        ("--istio-test-timeout", "-5")])
+def test_bad_timeout_numbers_are_usage_errors(pytester, flag, value):
+    result = pytester.runpytest(f"{flag}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{flag}='{value}' is not a number*", "*fix: pass e.g.*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_the_timeout_scale_reaches_the_named_timeouts(pytester):
+    pytester.makepyfile("""
+        from pytest_istiolab.settings import Settings
+        from pytest_istiolab.timeouts import EMBEDDED
+
+        def test_x(istio_settings):
+            assert istio_settings.timeout_scale == 3.0
+            assert istio_settings.test_timeout == 30.0
+    """)
+    result = pytester.runpytest("-q", "-p", "no:randomly", "--istio-timeout-scale=3",
+                                "--istio-test-timeout=10")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_hung_test_fails_at_the_test_timeout_and_the_run_goes_on(pytester):
+    """A phase that never returns (here: accept() on a socket no one connects to) fails with
+    the bound named; the next test still runs."""
+    pytester.makepyfile("""
+        import socket
+
+        def test_hangs():
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                s.listen()
+                s.accept()
+
+        def test_next():
+            pass
+    """)
+    result = pytester.runpytest("-q", "-p", "no:randomly", "--istio-test-timeout=1")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*a test phase ran longer than 1 s (--istio-test-timeout)*"])

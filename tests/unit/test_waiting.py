@@ -167,3 +167,15 @@ def test_timeouts_scaled_keeps_counts() -> None:
     scaled = Timeouts().scaled(2)
     assert scaled.ready == 240.0 and scaled.poll_interval == 1.0
     assert scaled.consecutive == 3
+
+
+def test_eventually_retries_transport_errors_by_default() -> None:
+    """Right after an apply a gateway may not listen yet: refused is "not yet", not broken."""
+    import httpx
+
+    clock = FakeClock()
+    check = script(httpx.ConnectError("[Errno 111] Connection refused"),
+                   ConnectionResetError("reset"), TimeoutError("timed out"), "ok")
+    assert eventually(check, timeout=5, interval=1, description="x", clock=clock,
+                      sleep=clock.sleep) == "ok"
+    assert check.calls["n"] == 4

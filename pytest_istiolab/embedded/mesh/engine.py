@@ -9,12 +9,14 @@ connection. ``ingress`` is a connection arriving from outside the cluster at a p
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..runtime import Runtime
 from . import network, proxy
-from .flow import Flow, Hops, Peer, failed
+from .config import proxy_view
+from .flow import Flow, Hops, Peer, PodEntry, failed
 from .headers import Headers
 from .hosts import dns_lookup
 from .model import Request, Response
@@ -90,7 +92,18 @@ def _app_send(runtime: Runtime, pod: Obj, method: str, url: str, headers: Header
                             timeout=timeout, nested=True)
 
 
-HOPS = Hops(gateway=proxy.gateway, inbound=proxy.inbound, app_send=_app_send)
+def _own_config(entry: PodEntry) -> PodEntry:
+    """Under the realism profile each Envoy acts by the config it has (not its client's)."""
+    def hop(flow: Flow, pod: Obj, port: int, request: Request, client: Peer, start: float,
+            deadline: float | None) -> Response:
+        if flow.runtime.realism is not None:
+            flow = dataclasses.replace(flow, snap=proxy_view(flow.runtime, pod))
+        return entry(flow, pod, port, request, client, start, deadline)
+    return hop
+
+
+HOPS = Hops(gateway=_own_config(proxy.gateway), inbound=_own_config(proxy.inbound),
+            app_send=_app_send)
 
 
 def _first(addresses: list[str] | None) -> str | None:
