@@ -168,5 +168,8 @@ def test_unmodelled_routes_and_options_get_kiali_error_shape():
     status, _, body = _ask("/kiali/api/namespaces/graph?namespaces=bi&appenders=bogus")
     assert (status, body) == (400, b'{"error": "Invalid appender [bogus]"}')
     assert _ask("/kiali/api/namespaces/graph?namespaces=bi&appenders=istio")[0] == 501
+    assert _ask("/kiali/api/namespaces/graph?namespaces=bi&queryTime=soon")[0] == 400
+    assert _ask("/kiali/api/namespaces/graph?namespaces=bi&duration=long")[0] == 400
+    assert _ask("/kiali/apifoo")[0] == 404
     status, _, body = _ask("/kiali/api/namespaces/graph?namespaces=nope&graphType=app")
     assert status == 403 and b"nope" in body

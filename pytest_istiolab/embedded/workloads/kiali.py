@@ -97,27 +97,30 @@ class Kiali:
             raise KialiError(503, f"Prometheus client error: {body.get('error')}")
         return body["data"]
 
-    def _vector(self, ctx: AppContext, query: str) -> list[Obj]:
+    def _vector(self, ctx: AppContext, query: str, when: float | None = None) -> list[Obj]:
+        at = ctx.now if when is None else when
         return list(self._prometheus(ctx, "/api/v1/query",
-                                     {"query": query, "time": f"{ctx.now:.3f}"})["result"])
+                                     {"query": query, "time": f"{at:.3f}"})["result"])
 
     def handle(self, ctx: AppContext, req: AppRequest) -> AppResponse:
         ctx.spend(1, 5)
         root = "/" + str((self._config(ctx).get("server") or {}).get("web_root") or
                          "/kiali").strip("/")
+        prefix = "" if root == "/" else root
         path = req.path_only.rstrip("/") or "/"
-        if path == "/" and root != "/":
+        if path == "/" and prefix:
             return AppResponse(302, _headers(root + "/"), b"")
-        if path == root:
+        if path == (prefix or "/"):
             return text_response("<!doctype html><html><head><title>Kiali</title></head>"
                                  "<body><div id=\"root\"></div></body></html>")
-        if path == f"{root}/healthz":
+        if path == f"{prefix}/healthz":
             return text_response("", content_type="text/plain")
-        if not path.startswith(f"{root}/api"):
+        api = f"{prefix}/api"
+        if path != api and not path.startswith(api + "/"):
             return text_response("404 page not found\n", 404, "text/plain; charset=utf-8")
         params = dict(req.query)
         try:
-            return self._api(ctx, path[len(root) + 4:] or "/", params)
+            return self._api(ctx, path[len(api):] or "/", params)
         except KialiError as err:
             return _error(err.status, err.message)
 
@@ -204,7 +207,10 @@ class Kiali:
                              "namespaces query parameter.")
         namespaces = self._requested(ctx, params)
         duration = _duration(params.get("duration") or "10m", "duration")
-        when = int(params.get("queryTime") or ctx.now)
+        raw_time = params.get("queryTime") or ""
+        if raw_time and not raw_time.isdigit():
+            raise KialiError(400, f"Invalid queryTime [{raw_time}]")
+        when = int(raw_time or ctx.now)
         options = kg.Options(graph_type, params.get("injectServiceNodes") == "true",
                              params.get("boxBy") or "", duration, when)
         traffic = kg.TrafficMap(options)
@@ -212,11 +218,11 @@ class Kiali:
         for ns in namespaces:
             for query in kg.traffic_queries(ns, duration, idle):
                 try:
-                    traffic.add_vector(self._vector(ctx, query))
+                    traffic.add_vector(self._vector(ctx, query, when))
                 except ValueError as err:
                     raise KialiError(500, str(err)) from None
         ka.run(traffic, namespaces, appenders, params.get("responseTime") or "",
-               lambda q: self._vector(ctx, q))
+               lambda q: self._vector(ctx, q, when))
         return kg.build(traffic)
 
     # -------------------------------------------------------------- health
@@ -225,8 +231,7 @@ class Kiali:
         if kind not in ("app", "service", "workload"):
             raise KialiError(400, "Bad request, query parameter 'type' must be one of ['app',"
                              "'service','workload']")
-        interval = params.get("rateInterval") or "10m"
-        _duration(interval, "rateInterval")
+        interval = f'{_duration(params.get("rateInterval") or "10m", "rateInterval")}s'
         key = {"app": "namespaceAppHealth", "service": "namespaceServiceHealth",
                "workload": "namespaceWorkloadHealth"}[kind]
         return {key: {ns: self._namespace_health(ctx, ns, kind, interval)
@@ -293,7 +298,7 @@ class Kiali:
         health = None
         if params.get("health") == "true":
             kind = {"apps": "app", "services": "service", "workloads": "workload"}[what]
-            interval = params.get("rateInterval") or "10m"
+            interval = f'{_duration(params.get("rateInterval") or "10m", "rateInterval")}s'
             health = {ns: self._namespace_health(ctx, ns, kind, interval) for ns in namespaces}
         return list_items(ctx, what, namespaces, health, CLUSTER)
 
