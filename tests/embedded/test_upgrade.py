@@ -236,6 +236,10 @@ def test_canary_upgrade_runs_two_istiods_and_namespaces_move_by_label_or_tag(
     assert deployments == {f"istiod-{rev}", "istio-ingressgateway"}
     assert store.try_get(_rt(cluster, "admissionregistration.k8s.io",
                              "mutatingwebhookconfigurations"), None, "istio-revision-tag-default")
+    validator = store.try_get(_rt(cluster, "admissionregistration.k8s.io",
+                                  "validatingwebhookconfigurations"), None,
+                              "istiod-default-validator")
+    assert validator["webhooks"][0]["clientConfig"]["service"]["name"] == f"istiod-{rev}"
     assert len([c for c in store.by_kind("apiextensions.k8s.io", "customresourcedefinitions")
                 if c["metadata"]["name"].endswith(".istio.io")]) == 14
     assert istioctl(cluster, NEW, "version").stdout == (

@@ -143,6 +143,18 @@ def pilot_objects(spec: InstallSpec) -> list[Obj]:
     return out
 
 
+def default_validator(revision: str) -> Obj:
+    """``istiod-default-validator`` pointed at ``revision``'s istiod, as ``istioctl tag set
+    default`` regenerates it (validation itself is not modelled)."""
+    istiod = "istiod" if revision == "default" else f"istiod-{revision}"
+    labels = {**chart_labels("istiod", BASE, {"istio": "istiod"}), "istio.io/rev": revision,
+              "istio.io/tag": "default"}
+    return obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+               "istiod-default-validator", labels,
+               {"webhooks": [_validation_webhook("validation.istio.io", {}, istiod)]},
+               namespaced=False)
+
+
 def tag_webhook(tag: str, revision: str, labels: dict[str, str] | None = None) -> Obj:
     """``istio-revision-tag-<tag>``: namespaces labelled ``istio.io/rev=<tag>`` (and, for the
     ``default`` tag, ``istio-injection=enabled``) are injected by ``revision``'s istiod."""

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..injection import kube_inject_documents, values_from_configmaps
-from ..install.istiod import tag_webhook
+from ..install.istiod import default_validator, tag_webhook
 from ..install.profiles import ALL_PROFILES, ISTIO_VERSION, InstallSpec
 from ..install.releases import version_of_image
 from .backend import ApiError, Backend
@@ -209,6 +209,8 @@ def tag_set(backend: Backend, out: TextIO, err: TextIO, tag: str, revision: str,
     if _webhooks(backend, f"istio.io/tag={tag}") and not overwrite:
         raise CommandError(f'revision tag "{tag}" already exists, and --overwrite is false')
     backend.apply(tag_webhook(tag, revision))
+    if tag == "default":
+        backend.apply(default_validator(revision))
     out.write(f'Revision tag "{tag}" created, referencing control plane revision "{revision}". '
               "To enable injection using this\nrevision tag, use 'kubectl label namespace "
               f"<NAMESPACE> istio.io/rev={tag}'\n")
