@@ -287,3 +287,18 @@ def test_every_panel_query_of_the_addon_evaluates_or_names_what_is_not_modelled(
             for target in panel.get("targets") or []:
                 if target.get("expr"):
                     promql.evaluate(board.render(target["expr"], panel), Mesh(), T)
+
+
+def test_families_the_model_does_not_emit_are_named_in_warnings():
+    from pytest_istiolab.embedded.workloads.prometheus import not_modelled_warnings
+
+    board = _board("Istio Performance Dashboard")
+    (_, vcpu), _ = board.targets("vCPU / 1k rps")
+    assert not_modelled_warnings(vcpu) == [
+        "container_cpu_usage_seconds_total: cAdvisor's container metrics (the "
+        "kubernetes-nodes-cadvisor job has no targets in the embedded cluster) are not "
+        "modelled by the embedded Prometheus"]
+    assert not_modelled_warnings("sum(pilot_xds) + sum(rate(istio_requests_total[1m]))") == []
+    assert [w.split(":")[0] for w in not_modelled_warnings(
+        'go_goroutines{app="istiod"} or pilot_k8s_reg_events')] == [
+        "go_goroutines", "pilot_k8s_reg_events"]

@@ -26,7 +26,11 @@ fit a real scrape interval. Target labels are those of the addon's relabelling
 (connected proxies) and ``pilot_xds_pushes{type}`` (one push of each type per proxy: the
 model has no push history) and ``istio_build``. Not modelled: the other scrape jobs
 (apiservers, nodes, cadvisor, service endpoints: no targets), recording and alerting rules,
-remote write, the TSDB admin API, native histograms, ``limit``/``timeout`` parameters.
+remote write, the TSDB admin API, native histograms, ``limit``/``timeout`` parameters. A
+query that selects a metric family a real mesh has but the model does not emit (cAdvisor's
+``container_*``, the Go and process metrics, istiod's other ``pilot_*``, ``galley_*`` and
+``sidecar_injection_*``) is answered as Prometheus answers an unknown name (no series), with a
+``warnings`` entry in the envelope saying the family is not modelled.
 """
 
 from __future__ import annotations
@@ -152,8 +156,49 @@ def _error(error_type: str, message: str, status: int) -> AppResponse:
                          status=status)
 
 
-def _ok(data: Any) -> AppResponse:
-    return json_response({"status": "success", "data": data})
+def _ok(data: Any, warnings: list[str] | None = None) -> AppResponse:
+    return json_response({"status": "success", "data": data,
+                          **({"warnings": warnings} if warnings else {})})
+
+
+# metric families of a real 1.26 mesh that the model does not emit: (prefix, what they are)
+NOT_MODELLED = (
+    ("container_", "cAdvisor's container metrics (the kubernetes-nodes-cadvisor job has no "
+                   "targets in the embedded cluster)"),
+    ("go_", "the Go runtime metrics of istiod and the proxies"),
+    ("process_", "the process metrics of istiod and the proxies"),
+    ("galley_", "istiod's validation webhook metrics"),
+    ("sidecar_injection_", "istiod's injection webhook metrics"),
+    ("pilot_", "istiod's pilot_* metrics other than pilot_xds and pilot_xds_pushes"),
+)
+MODELLED_PILOT = ("pilot_xds", "pilot_xds_pushes")
+
+
+def _selected_names(node: Any) -> Iterable[str]:
+    if type(node).__name__ == "VectorSelector" and node.name:
+        yield str(node.name)
+    children = [getattr(node, a, None) for a in ("expr", "lhs", "rhs", "vector_selector",
+                                                  "param")]
+    children += list(getattr(node, "args", None) or [])
+    for child in children:
+        if child is not None and type(child).__module__.startswith("promql_parser"):
+            yield from _selected_names(child)
+
+
+def not_modelled_warnings(query: str) -> list[str]:
+    """Prometheus-style warnings for the metric families ``query`` selects that the model
+    never emits (an unparsable query has none: it is a bad_data error anyway)."""
+    try:
+        names = set(_selected_names(promql.parse(query)))
+    except promql.QueryError:
+        return []
+    out = []
+    for name in sorted(names):
+        for prefix, what in NOT_MODELLED:
+            if name.startswith(prefix) and name not in MODELLED_PILOT:
+                out.append(f"{name}: {what} are not modelled by the embedded Prometheus")
+                break
+    return out
 
 
 def _time(raw: str | None, default: float, name: str) -> float:
@@ -254,7 +299,8 @@ class Prometheus:
                           "error: no expression found in input", 400)
         when = _time(params.get("time"), ctx.now, "time")
         kind, value = promql.evaluate(query, Scrape(ctx), when)
-        return _ok({"resultType": kind, "result": _result(kind, value, when)})
+        return _ok({"resultType": kind, "result": _result(kind, value, when)},
+                   not_modelled_warnings(query))
 
     def _query_range(self, ctx: AppContext, params: dict[str, str]) -> AppResponse:
         query = params.get("query") or ""
@@ -289,7 +335,7 @@ class Prometheus:
                                         "range query, must be Scalar or instant Vector")
             t += step
         result = [{"metric": dict(k), "values": v} for k, v in sorted(rows.items())]
-        return _ok({"resultType": "matrix", "result": result})
+        return _ok({"resultType": "matrix", "result": result}, not_modelled_warnings(query))
 
     def _series(self, ctx: AppContext, matches: list[str]) -> list[dict[str, str]]:
         seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
