@@ -218,3 +218,39 @@ def test_a_failed_download_stops_the_run_once_and_leaves_no_lock_file(
     _one_usage_error(result, f"*downloading http://127.0.0.1:{port}/1.26.0/istio-1.26.0-*"
                      ".tar.gz failed: ConnectError*", "*fix: check the network or proxy*")
     assert not cache.exists()  # no empty lock file, no empty directories
+
+
+KEEP_MODULES = {
+    "test_fails": "import pytest\npytestmark = pytest.mark.lab(2)\n\n"
+                  "def test_broken(lab_namespace):\n    assert False, 'on purpose'\n",
+    "test_passes": "import pytest\npytestmark = pytest.mark.lab(3)\n\n"
+                   "def test_fine(lab_namespace):\n    pass\n",
+}
+
+
+def test_keep_on_failure_under_xdist_keeps_the_failed_modules_namespace_and_names_it(
+        pytester, existing_cluster):
+    """The workers decide per module and the controller, which sees their reports, names what
+    was kept (before, it saw no failure at all) and the one command that deletes it."""
+    from pytest_istiolab.kube import Kube
+    from pytest_istiolab.timeouts import EMBEDDED
+
+    pytester.makepyfile(**KEEP_MODULES)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--istio-cluster=existing",
+        "--istio-context=embedded", f"--istio-kubeconfig={existing_cluster.kubeconfig}",
+        f"--istio-istioctl={existing_cluster.istioctl}", "--istio-keep=on-failure")
+    result.assert_outcomes(passed=1, failed=1)
+    (line,) = [x for x in result.stdout.lines if "--istio-keep=on-failure kept" in x]
+    kept = line.split(" kept namespaces ", 1)[1].split(" (label ", 1)[0].split(", ")
+    selector = line.split("(label ", 1)[1].split(";", 1)[0]
+    assert line.endswith(f"delete them with: kubectl --context embedded delete namespace -l "
+                         f"{selector}"), line
+    kube = Kube(existing_cluster.kubeconfig, "embedded", EMBEDDED)
+    try:
+        left = sorted(n["metadata"]["name"] for n in kube.list("v1", "Namespace",
+                                                              label_selector=selector))
+    finally:
+        kube.close()
+    assert len(kept) == 1 and "fails" in kept[0], line
+    assert left == kept  # the passing module's namespace went, the failing one's stayed
