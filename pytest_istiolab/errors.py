@@ -31,5 +31,9 @@ class ReadinessError(IstioLabError):
     """Something never became ready (names the object, its phase and its events)."""
 
 
+class AccessLogFormatError(IstioLabError, ValueError):
+    """A sidecar logs in a custom ``accessLogFormat`` the suite cannot read."""
+
+
 class ExecError(IstioLabError):
     """A command could not be run in a pod (not: the command exited non-zero)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pytest_istiolab.errors import AccessLogFormatError
 from pytest_istiolab.kube import Kube
 from pytest_istiolab.timeouts import Timeouts
 from pytest_istiolab.waiting import eventually
@@ -107,8 +108,10 @@ def parse_log(text: str) -> list[AccessLogEntry]:
 def _parse_text(text: str) -> AccessLogEntry:
     match = TEXT_RE.match(text)
     if match is None:
-        raise ValueError(f"not Istio's default TEXT access-log format (custom "
-                         f"accessLogFormat?): {text}")
+        raise AccessLogFormatError(
+            f"not Istio's default TEXT access-log format (a custom meshConfig.accessLogFormat?):"
+            f" {text}", "the access-log checks read Istio's default TEXT format or JSON: drop "
+            "meshConfig.accessLogFormat, or set meshConfig.accessLogEncoding=JSON")
     g = [_none(v) for v in match.groups()]
     return AccessLogEntry(
         start_time=_time(str(g[0])), method=g[1], path=g[2], protocol=g[3],

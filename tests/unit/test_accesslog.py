@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pytest_istiolab.embedded.mesh import accesslog as model
+from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.traffic import parse_line, parse_log
 
 # The two lines of the manual's L3.6-C09 `kubectl logs $SOURCE_POD -c istio-proxy | tail`.
@@ -104,8 +105,11 @@ def test_forwarded_chain() -> None:
 
 def test_a_custom_format_line_is_an_error_naming_it() -> None:
     bad = '[2024-03-21T07:55:06.694Z] "GET /ip HTTP/1.1" 200 custom'
-    with pytest.raises(ValueError, match="not Istio's default TEXT access-log format"):
+    with pytest.raises(ValueError, match="not Istio's default TEXT access-log format") as caught:
         parse_line(bad)
+    assert isinstance(caught.value, IstioLabError), "reported with cause and fix, no traceback"
+    assert "fix: the access-log checks read Istio's default TEXT format or JSON" in str(
+        caught.value)
 
 
 @pytest.mark.parametrize("encoding", ["TEXT", "JSON"])
