@@ -4,8 +4,9 @@ Scope and limitations
 ---------------------
 Serves port 20001 under the ``server.web_root`` of its ConfigMap (``/kiali``), anonymous
 access: ``/kiali/healthz``, the UI's index page, ``/kiali/api`` and ``/kiali/api/status``
-(Kiali's status map, external services Istio, Prometheus with the version its
-``/api/v1/status/buildinfo`` reports, and Kubernetes), ``/kiali/api/namespaces`` (every
+(Kiali's status map; external services Kubernetes and Prometheus with the version its
+``/api/v1/status/buildinfo`` reports, not Grafana's or the tracing backend's, which this
+model does not query: Kiali leaves out what it cannot read), ``/kiali/api/namespaces`` (every
 namespace: ``accessible_namespaces: ['**']``), ``/kiali/api/clusters/apps|services|workloads``
 (``namespaces=...``, ``health=true``) and ``/kiali/api/clusters/health`` (``type`` app,
 service or workload; ``rateInterval``), and ``/kiali/api/namespaces/graph``
@@ -142,20 +143,20 @@ class Kiali:
     # -------------------------------------------------------------- status
     def _status(self, ctx: AppContext) -> Obj:
         image = str(self.container.get("image", ""))
-        warnings: list[str] = []
-        services = [{"name": "Istio", "version": "1.26.0"}]
+        from ..api.discovery import VERSION_INFO  # what the API server's /version says
+
+        # status/versions.go: Kubernetes of each cluster, then Prometheus; a service whose
+        # version cannot be read is left out (Kiali only logs it)
+        services = [{"name": f"Kubernetes-{CLUSTER}", "version": VERSION_INFO["gitVersion"]}]
         try:
             build = self._prometheus(ctx, "/api/v1/status/buildinfo", {})
             services.append({"name": "Prometheus", "version": str(build.get("version"))})
-        except KialiError as err:
-            warnings.append(f"Prometheus is unreachable: {err.message}")
-        from ..api.discovery import VERSION_INFO  # what the API server's /version says
-
-        services.append({"name": f"Kubernetes-{CLUSTER}", "version": VERSION_INFO["gitVersion"]})
+        except KialiError:
+            pass
         return {"status": {"Kiali container version": image.rpartition(":")[2] or VERSION,
                            "Kiali version": VERSION, "Kiali commit hash": COMMIT,
                            "Kiali state": "running"},
-                "externalServices": services, "warningMessages": warnings,
+                "externalServices": services, "warningMessages": [],
                 "istioEnvironment": {"istioAPIEnabled": True}}
 
     # ---------------------------------------------------------- namespaces
