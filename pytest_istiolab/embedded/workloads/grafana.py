@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 
 from ..mesh.config import namespace_of
@@ -41,6 +42,8 @@ from .grafana_provisioning import Dashboard, Datasource, Folder, Provisioned, pr
 
 Obj = dict[str, Any]
 VERSION = "11.3.1"
+_CACHE: dict[tuple[Any, ...], Provisioned] = {}
+_CACHE_LOCK = threading.Lock()
 JSON = "application/json"
 
 
@@ -67,10 +70,21 @@ class Grafana:
         return response
 
     def _provisioned(self, ctx: AppContext) -> Provisioned:
+        """What the mounted files provision now (cached while no ConfigMap changes)."""
         ns = namespace_of(self.pod)
         configmaps = {c["metadata"]["name"]: c
                       for c in ctx.runtime.store.by_kind("", "configmaps", ns)}
-        return provision(self.pod, self.container, configmaps, ctx.env("GF_PATHS_PROVISIONING"))
+        key = (str(self.pod["metadata"].get("uid")), ctx.env("GF_PATHS_PROVISIONING"),
+               tuple(sorted((n, str(c["metadata"].get("resourceVersion")))
+                            for n, c in configmaps.items())))
+        with _CACHE_LOCK:
+            found = _CACHE.get(key)
+        if found is None:
+            found = provision(self.pod, self.container, configmaps, key[1])
+            with _CACHE_LOCK:
+                _CACHE.clear()  # one entry per cluster is plenty; never grows
+                _CACHE[key] = found
+        return found
 
     def _route(self, ctx: AppContext, req: AppRequest) -> AppResponse:
         path = req.path_only
