@@ -91,9 +91,12 @@ def _run_in_pty(kubectl: Kubectl, *args: str, timeout: float) -> tuple[int | Non
             if ready:
                 try:
                     out += os.read(leader, 65536)
-                except OSError:
+                except OSError:  # EIO: kubectl closed the terminal, it is exiting
                     break
-        return proc.poll(), bytes(out)
+        try:
+            return proc.wait(timeout=max(0.0, deadline - time.monotonic())), bytes(out)
+        except subprocess.TimeoutExpired:
+            return None, bytes(out)
     finally:
         if proc.poll() is None:
             proc.kill()

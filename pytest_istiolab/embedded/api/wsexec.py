@@ -19,6 +19,7 @@ ends after :data:`V4_STDIN_IDLE_SECONDS` without data.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -38,6 +39,7 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 V4_STDIN_IDLE_SECONDS = 1.0
 STDIN_MAX_SECONDS = 300.0
 EXEC_MAX_SECONDS = 600.0
+CHANNEL_SWITCH_GAP = 0.01  # seconds between a stdout and a stderr write, so 2>&1 keeps order
 TTY_SIZE_WAIT_SECONDS = 1.0  # kubectl sends the terminal size first; a kubelet reads it first
 
 
@@ -87,9 +89,13 @@ async def _session(ws: web.WebSocketResponse, request: web.Request, ctx: ApiCont
     result = await ctx.until_closing(_run(ctx, pod, container, argv, stdin), EXEC_MAX_SECONDS)
     if result is None or ws.closed:
         return
+    previous = STDOUT
     for channel, data in output_frames(result, tty=flag(request, "tty"),
                                        stdout=flag(request, "stdout"),
                                        stderr=flag(request, "stderr")):
+        if channel != previous:  # kubectl copies each channel on its own goroutine:
+            await asyncio.sleep(CHANNEL_SWITCH_GAP)  # a real process's writes are apart too
+        previous = channel
         await ws.send_bytes(bytes([channel]) + data)
     await ws.send_bytes(bytes([STATUS]) + json.dumps(exit_status(argv, result.exit_code)).encode())
 
