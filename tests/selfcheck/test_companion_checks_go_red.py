@@ -117,7 +117,7 @@ def pytest_configure(config):
     # sys.modules but left the package's attribute pointing at the old module object
     injection = importlib.import_module("pytest_istiolab.embedded.injection")
     _quick()
-    _patch.setattr(injection, "injection_required", lambda labels, pod, namespace: (
+    _patch.setattr(injection, "injection_required", lambda labels, pod, namespace, **_: (
         namespace not in (*injection.IGNORED_NAMESPACES, "istio-system")))
 """,
     # the access log leaves out the flags of injected faults and route timeouts
