@@ -28,6 +28,9 @@ def test_explain_a_core_kind_and_a_nested_field(api: Api, kubectl: Kubectl) -> N
     containers = kubectl.run("explain", "pod.spec.containers").stdout
     assert "FIELD: containers <[]Container>" in containers
     assert "image\t<string>" in containers and "name\t<string> -required-" in containers
+    strategy = kubectl.run("explain", "deployments.spec.strategy").stdout
+    assert strategy.startswith("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n")
+    assert "DeploymentStrategy describes how to replace existing pods" in strategy
     ports = kubectl.run("explain", "svc.spec.ports").stdout
     # IntOrString's schema is a string (format int-or-string), so kubectl prints <string>
     assert "targetPort\t<string>" in ports and "port\t<integer> -required-" in ports

@@ -10,6 +10,10 @@ version; a kind's own description only from the pydantic clients, >= 36). Each m
 that version, with ``apiVersion``, ``kind`` and ``metadata`` added as kube-apiserver adds
 them.
 
+A field whose type is another model has no text of its own in the pydantic clients, so kubectl
+shows that model's description for it (``strategy``: "DeploymentStrategy describes how to
+replace existing pods with new ones.").
+
 Not modelled: formats (``int32``/``int64``), defaults and enums; every untyped field of the
 client (``object``) is published as ``IntOrString`` (``targetPort``, ``maxSurge`` …), which
 is what nearly all of them are in the core kinds.
@@ -118,6 +122,8 @@ def add_model(model: str, out: dict[str, Schema]) -> None:
     if key in out or cls is None:
         return
     schema: Schema = {"type": "object", "properties": {}}
+    if text := _kind_description(cls):  # the client keeps no text for ref-typed fields
+        schema["description"] = text
     out[key] = schema
     required = _required(cls)
     for attr, type_name in cls.openapi_types.items():
@@ -142,8 +148,6 @@ def builtin_schemas(entries: list[tuple[ResourceType, str]]) -> dict[str, Schema
         top = out[schema_name(model)]
         top["x-kubernetes-group-version-kind"] = [{"group": rt.group, "kind": rt.kind,
                                                     "version": version}]
-        if text := _kind_description(_model(model)):
-            top["description"] = text
     return out
 
 
