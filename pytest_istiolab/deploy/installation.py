@@ -98,6 +98,16 @@ def _revisioned_istiod(kube: Kube) -> dict[str, Any] | None:
     return (chosen or sorted(found, key=version))[-1]
 
 
+def mesh_configmap_name(kube: Kube) -> str:
+    """``istio``, or on a revision-based mesh without it, ``istio-<rev>`` of the istiod
+    :func:`find_istio` reads (the default tag's revision, else the newest)."""
+    if kube.get("v1", "ConfigMap", "istio", ISTIO_NAMESPACE) is not None:
+        return "istio"
+    istiod = _revisioned_istiod(kube)
+    rev = ((istiod or {}).get("metadata", {}).get("labels") or {}).get("istio.io/rev")
+    return f"istio-{rev}" if rev else "istio"
+
+
 def not_installed(where: str) -> ClusterError:
     return ClusterError(f"Istio is not installed on {where} (no Deployment {ISTIOD} in "
                         f"{ISTIO_NAMESPACE}) and --istio-install=never",
@@ -191,8 +201,11 @@ class IstioInstallation:
         return self.session.istioctl.version()
 
     def mesh_config(self) -> dict:
-        """The ``mesh`` key of the ``istio`` ConfigMap, parsed (what istiod serves to proxies)."""
-        cm = self.session.kube.get("v1", "ConfigMap", "istio", ISTIO_NAMESPACE)
+        """The ``mesh`` key of the ``istio`` ConfigMap, parsed (what istiod serves to proxies);
+        on a revision-based mesh without ``istio``, that of the found istiod's revision
+        (``istio-<rev>``)."""
+        kube = self.session.kube
+        cm = kube.get("v1", "ConfigMap", mesh_configmap_name(kube), ISTIO_NAMESPACE)
         return yaml.safe_load(((cm or {}).get("data") or {}).get("mesh") or "") or {}
 
     def wait_ready(self) -> None:

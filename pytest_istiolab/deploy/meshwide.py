@@ -30,7 +30,11 @@ from typing import IO, Any
 
 import yaml
 
-from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, IstioInstallation
+from pytest_istiolab.deploy.installation import (
+    ISTIO_NAMESPACE,
+    IstioInstallation,
+    mesh_configmap_name,
+)
 from pytest_istiolab.errors import IstioctlError
 from pytest_istiolab.kube import ObjectRef
 
@@ -103,6 +107,7 @@ class MeshWide:
         self.installation = installation
         self.session = installation.session
         self._saved_configmap: dict[str, Any] | None = None
+        self._cm_name = "istio"  # the mesh ConfigMap: istio-<rev> on a revision-based mesh
         self._reinstalled = False
         self._saved_policies: dict[tuple[str, str, str], dict[str, Any] | None] = {}
 
@@ -189,7 +194,8 @@ class MeshWide:
 
     # ------------------------------------------------------------------ helpers
     def _configmap(self) -> dict[str, Any]:
-        cm = self.session.kube.get("v1", "ConfigMap", "istio", ISTIO_NAMESPACE)
+        self._cm_name = mesh_configmap_name(self.session.kube)
+        cm = self.session.kube.get("v1", "ConfigMap", self._cm_name, ISTIO_NAMESPACE)
         if cm is None:
             raise IstioctlError("the istio ConfigMap (mesh config) is missing in istio-system",
                                 "install Istio, or check --istio-context points at the mesh")
@@ -202,7 +208,8 @@ class MeshWide:
 
     def _write_mesh(self, text: str) -> None:
         self.session.kube.apply([{"apiVersion": "v1", "kind": "ConfigMap",
-                                  "metadata": {"name": "istio", "namespace": ISTIO_NAMESPACE},
+                                  "metadata": {"name": self._cm_name,
+                                               "namespace": ISTIO_NAMESPACE},
                                   "data": {"mesh": text}}])
 
 

@@ -204,8 +204,20 @@ def build_snapshot(runtime: Runtime, rv: int) -> Snapshot:
 
 
 def read_mesh_config(runtime: Runtime) -> MeshConfig:
-    cms = [c for c in runtime.store.by_kind("", "configmaps", ROOT_NAMESPACE)
-           if c["metadata"]["name"] == "istio"]
+    """The mesh config every proxy runs with: the default revision's ``istio`` ConfigMap, or,
+    on a mesh whose default revision was removed, ``istio-<rev>`` of the revision the
+    ``default`` tag points at. Not modelled: a mesh config per revision while two revisions
+    run (during a canary every proxy reads ``istio``)."""
+    store = runtime.store
+    by_name = {c["metadata"]["name"]: c for c in store.by_kind("", "configmaps", ROOT_NAMESPACE)
+               if c["metadata"]["name"] == "istio" or c["metadata"]["name"].startswith("istio-")}
+    cms = [by_name["istio"]] if "istio" in by_name else []
+    if not cms:
+        tag = next((h for h in store.by_kind("admissionregistration.k8s.io",
+                                             "mutatingwebhookconfigurations")
+                    if h["metadata"]["name"] == "istio-revision-tag-default"), None)
+        rev = ((tag or {}).get("metadata", {}).get("labels") or {}).get("istio.io/rev")
+        cms = [by_name[f"istio-{rev}"]] if rev and f"istio-{rev}" in by_name else []
     raw: Obj = {}
     if cms:
         try:
