@@ -149,9 +149,9 @@ def test_search_lists_the_istio_dashboards_in_the_istio_folder(dashboards):
 
 @pytest.mark.check("L9.2-C07")
 def test_the_istio_folder_is_found_by_type(grafana, dashboards):
-    folders = grafana.search(type="dash-folder", query="istio")
-    assert [f["title"] for f in folders] == ["istio"]
-    inside = grafana.search(folderUIDs=folders[0]["uid"], type="dash-db")
+    folders = {f["title"]: f for f in grafana.search(type="dash-folder", query="istio")}
+    assert "istio" in folders, sorted(folders)  # a shared Grafana may have other folders
+    inside = grafana.search(folderUIDs=folders["istio"]["uid"], type="dash-db")
     assert SCREENSHOT_TITLES <= {h["title"] for h in inside}
 
 
