@@ -136,3 +136,14 @@ def test_what_is_not_modelled_is_501_and_pages_are_the_app():
     assert status == 501 and "/api/ds/query is not modelled" in body["message"]
     status, answer = _get("/d/abc/some-dashboard")
     assert status == 200 and b"<title>Grafana</title>" in answer.body
+
+
+def test_prometheus_errors_come_back_through_the_proxy_as_they_are():
+    """An unsupported query's bad_data (status and envelope) reaches the client unchanged."""
+    body = (b'{"status":"error","errorType":"bad_data","error":"invalid parameter \\"query\\": '
+            b'function topk() is not modelled by the embedded Prometheus"}')
+    refused = Response(400, Headers([("Content-Type", "application/json")]), body)
+    status, answer = _get("/api/datasources/proxy/1/api/v1/query?query=topk(1,up)",
+                          answer=refused)
+    assert (status, answer.body) == (400, body)
+    assert answer.headers.get("content-type") == "application/json"
