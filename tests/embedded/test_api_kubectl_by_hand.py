@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from api_testkit import Api, Kubectl, api_fixture, kubectl_fixture  # noqa: F401
+import subprocess
+
+from api_testkit import KUBECTL, Api, Kubectl, api_fixture, kubectl_fixture  # noqa: F401
 
 from pytest_istiolab.embedded.install.crds import istio_crds
 
 PORT_FORWARD_TIMEOUT = 20.0
 
 
-def test_port_forward_says_it_is_not_modelled_and_names_the_nodeport_way(
+def test_plain_spdy_port_forward_says_it_is_not_modelled_and_names_the_nodeport_way(
         api: Api, kubectl: Kubectl) -> None:
+    """kubectl >= 1.31 tunnels SPDY in a websocket (served: test_kubectl_port_forward.py);
+    with the tunnel switched off it speaks plain SPDY, which the embedded cluster refuses."""
     api.add_pod("web")
-    got = kubectl.run("port-forward", "pod/web", "18080:80", check=False,
-                      timeout=PORT_FORWARD_TIMEOUT)
+    env = {"HOME": str(kubectl.home), "KUBECONFIG": str(kubectl.kubeconfig),
+           "PATH": "/usr/bin:/bin", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+    got = subprocess.run([str(KUBECTL), "port-forward", "pod/web", "18080:80"], env=env,
+                         capture_output=True, text=True, timeout=PORT_FORWARD_TIMEOUT)
     assert got.returncode == 1
-    assert "kubectl port-forward is not modelled by the embedded cluster" in got.stderr
+    assert "plain SPDY port-forwarding" in got.stderr and "not modelled" in got.stderr
     assert "kubectl expose pod web --type=NodePort" in got.stderr
     assert "at least one port must be specified" not in got.stderr
 

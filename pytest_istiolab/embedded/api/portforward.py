@@ -12,11 +12,13 @@ pod's TLS port (HTTPS Gateway servers) gets the bytes as they are, TLS and all, 
 :func:`..tlsconn.serve_tls` terminates them as on the NodePort (HTTP/2 or HTTP/1.1
 inside). The websocket ends when every port's connection has ended (or the client closes it).
 
-Not modelled: anything else on the forwarded port (other raw TCP, cleartext HTTP/2), SPDY
-(``kubectl port-forward`` needs it in every version), and the websocket tunnelling of
-``kubectl`` >= 1.31 (SPDY/3.1 streams inside a ``SPDY/3.1+portforward.k8s.io`` websocket).
-kubectl, which names no ``ports`` in the query, gets a 400 that says so and names the
-NodePort alternative (kubectl prints it after ``error upgrading connection``).
+``kubectl port-forward`` (>= 1.31) asks for the ``SPDY/3.1+portforward.k8s.io`` subprotocol
+instead and names its ports inside SPDY streams: :mod:`.portforward_spdy` serves that tunnel.
+
+Not modelled: anything else on the forwarded port (other raw TCP, cleartext HTTP/2) and plain
+SPDY (kubectl < 1.31, or ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false``): that gets a 400 that
+says so and names the NodePort alternative (kubectl prints it after ``error upgrading
+connection``), never "at least one port must be specified".
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ def _is_kubectl(request: web.Request) -> bool:
 
 
 def kubectl_not_modelled(pod: str) -> str:
-    return (f"kubectl port-forward is not modelled by the embedded cluster: kubectl tunnels "
-            f"SPDY streams ({KUBECTL_TUNNEL}), which it does not serve. Reach the pod through "
+    return (f"plain SPDY port-forwarding (kubectl < 1.31, or kubectl with "
+            f"KUBECTL_PORT_FORWARD_WEBSOCKETS=false) is not modelled by the embedded cluster; "
+            f"kubectl >= 1.31 tunnels it in a websocket ({KUBECTL_TUNNEL}), which it serves. "
+            f"Or reach the pod through "
             f"a NodePort on 127.0.0.1 instead: kubectl expose pod {pod} --type=NodePort "
             "--port=PORT, then kubectl get svc "
             f"{pod} -o jsonpath='{{.spec.ports[0].nodePort}}' (gateways already have one); "
@@ -117,11 +121,14 @@ def connect_error(pod: Obj, port: int) -> str:
 
 async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamResponse:
     pod = ctx.store.get(t.rt, t.namespace, str(t.name))
-    ports = requested_ports(request, str(t.name))
+    tunnel = KUBECTL_TUNNEL in request.headers.get("Sec-WebSocket-Protocol", "")
+    ports = [] if tunnel else requested_ports(request, str(t.name))
     phase = (pod.get("status") or {}).get("phase")
     if phase != "Running":
         raise bad_request(f"unable to forward port because pod is not running. Current status="
                           f"{phase or 'Unknown'}")
+    if tunnel and request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _kubectl_tunnel(request, ctx, pod)
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise bad_request("port-forward needs a websocket upgrade (v4.channel.k8s.io); SPDY "
                           "(kubectl port-forward) is not modelled by the embedded cluster")
@@ -130,6 +137,22 @@ async def serve(request: web.Request, ctx: ApiContext, t: Target) -> web.StreamR
     ctx.websockets.add(ws)
     try:
         await ctx.until_closing(_session(ws, ctx, pod, ports), SESSION_MAX_SECONDS)
+    finally:
+        ctx.websockets.discard(ws)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _kubectl_tunnel(request: web.Request, ctx: ApiContext, pod: Obj
+                          ) -> web.StreamResponse:
+    from . import portforward_spdy
+
+    ws = web.WebSocketResponse(protocols=(KUBECTL_TUNNEL,), max_msg_size=0, autoping=True)
+    await ws.prepare(request)
+    ctx.websockets.add(ws)
+    try:
+        await ctx.until_closing(portforward_spdy.serve(ws, ctx, pod), SESSION_MAX_SECONDS)
     finally:
         ctx.websockets.discard(ws)
         if not ws.closed:
