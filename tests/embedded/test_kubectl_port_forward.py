@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from api_testkit import KUBECTL, Kubectl
 from mesh_testkit import BOOKINFO_GATEWAY, Kit
 
-from pytest_istiolab.embedded.api import ApiServer
+from pytest_istiolab.embedded.api import ApiServer, spdy
 from pytest_istiolab.embedded.tools import reads_stdin, run_in_container
 
 FORWARD_READY_TIMEOUT = 20.0
@@ -116,3 +117,9 @@ def test_a_port_nothing_listens_on_reports_the_kubelet_error(mesh: tuple[Kit, Ku
     finally:
         err = fwd.stop()
     assert "failed to connect to localhost:9999" in err, err
+
+
+def test_the_spdy_header_dictionary_is_the_protocols() -> None:
+    """Both ends check the dictionary's Adler-32 before inflating a header block."""
+    assert len(spdy.DICTIONARY) == 1423
+    assert zlib.adler32(spdy.DICTIONARY) == spdy.DICTIONARY_ADLER32
