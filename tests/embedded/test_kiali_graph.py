@@ -173,3 +173,23 @@ def test_unmodelled_routes_and_options_get_kiali_error_shape():
     assert _ask("/kiali/apifoo")[0] == 404
     status, _, body = _ask("/kiali/api/namespaces/graph?namespaces=nope&graphType=app")
     assert status == 403 and b"nope" in body
+
+
+def test_app_and_workload_graphs_name_nodes_as_kiali_does():
+    samples = [_sample("destination", "productpage", "v1", f"reviews-{v}", "reviews", v,
+                       "reviews", 0.1) for v in ("v1", "v2")]
+    app = {n["data"]["id"]: n["data"] for n in
+           _graph(samples, graph_type="app")["elements"]["nodes"]}
+    assert app == {kg.sha("app_Kubernetes_bi_productpage"): {
+        "id": kg.sha("app_Kubernetes_bi_productpage"), "nodeType": "app",
+        "cluster": "Kubernetes", "namespace": "bi", "app": "productpage",
+        "traffic": [{"protocol": "http", "rates": {"httpOut": "0.20"}}], "healthData": None},
+        kg.sha("app_Kubernetes_bi_reviews"): {
+        "id": kg.sha("app_Kubernetes_bi_reviews"), "nodeType": "app", "cluster": "Kubernetes",
+        "namespace": "bi", "app": "reviews",
+        "destServices": [{"cluster": "Kubernetes", "namespace": "bi", "name": "reviews"}],
+        "traffic": [{"protocol": "http", "rates": {"httpIn": "0.20"}}], "healthData": None}}
+    workload = [n["data"] for n in _graph(samples, graph_type="workload")["elements"]["nodes"]]
+    assert [(d["nodeType"], d["workload"], d.get("parent")) for d in workload] == [
+        ("workload", "productpage-v1", None), ("workload", "reviews-v1", None),
+        ("workload", "reviews-v2", None)]

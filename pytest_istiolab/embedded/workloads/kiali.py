@@ -211,9 +211,12 @@ class Kiali:
         raw_time = params.get("queryTime") or ""
         if raw_time and not raw_time.isdigit():
             raise KialiError(400, f"Invalid queryTime [{raw_time}]")
-        when = int(raw_time or ctx.now)
+        # Kiali queries at whole seconds; without queryTime the model queries at its own
+        # instant instead: its load comes in a burst of virtual time, which cutting to the
+        # second would split (a real scrape lags far more than that)
+        when = float(raw_time) if raw_time else ctx.now
         options = kg.Options(graph_type, params.get("injectServiceNodes") == "true",
-                             params.get("boxBy") or "", duration, when)
+                             params.get("boxBy") or "", duration, int(when))
         traffic = kg.TrafficMap(options)
         idle = params.get("includeIdleEdges") == "true"
         for ns in namespaces:

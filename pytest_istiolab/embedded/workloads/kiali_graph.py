@@ -170,15 +170,18 @@ class TrafficMap:
     def _add(self, m: dict[str, str], value: float, code: str) -> None:
         src_cluster = m.get("source_cluster") or UNKNOWN
         dst_cluster = m.get("destination_cluster") or src_cluster
-        source = self.node(src_cluster, m["source_workload_namespace"], "",
-                           m["source_workload_namespace"], m["source_workload"],
-                           m["source_canonical_service"], m["source_canonical_revision"])
+        src = (src_cluster, m["source_workload_namespace"], "", m["source_workload_namespace"],
+               m["source_workload"], m["source_canonical_service"],
+               m["source_canonical_revision"])
         svc_ns, svc = m["destination_service_namespace"], m["destination_service_name"]
-        dest = self.node(dst_cluster, svc_ns, svc, m["destination_workload_namespace"],
-                         m["destination_workload"], m["destination_canonical_service"],
-                         m["destination_canonical_revision"])
+        dst = (dst_cluster, svc_ns, svc, m["destination_workload_namespace"],
+               m["destination_workload"], m["destination_canonical_service"],
+               m["destination_canonical_revision"])
+        source, dest = self.node(*src), self.node(*dst)
         host, flags = m["destination_service"], m["response_flags"]
-        ts = f"{METRIC}:{source.key}:{dest.key}:{code}:{flags}:{host}"
+        # Kiali's edge time-series hash: the series' own peer labels (not the node ids, which
+        # an app graph shares between versions), so only the other reporter's copy repeats it
+        ts = f"{METRIC}:{':'.join(src)}:{':'.join(dst)}:{code}:{flags}:{host}"
         inject = self.options.inject_service_nodes and ok(svc) and dest.node_type != "service" \
             and svc != "PassthroughCluster"
         if inject:
