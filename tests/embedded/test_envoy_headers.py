@@ -93,3 +93,9 @@ def test_no_tracing_no_decorator(mesh: Mesh) -> None:
     mesh.kit.apply(HTTPBIN_ORG_ENTRY)
     body = json.loads(mesh.curl(mesh.sleep, "sleep", "http://httpbin.org/headers"))
     assert "X-Envoy-Decorator-Operation" not in body["headers"]
+
+
+def test_a_caller_that_names_the_operation_gets_none_back(mesh: Mesh) -> None:
+    head = _headers(mesh.curl(mesh.legacy, "legacy", "-I", "-H",
+                              "x-envoy-decorator-operation: mine", "http://httpbin:8000/get"))
+    assert "x-envoy-decorator-operation" not in head  # the inbound span took "mine" instead

@@ -120,7 +120,7 @@ class Hop:
             if self.downstream.mtls and self.downstream.pod is not None:
                 h.set("x-forwarded-client-cert", self._xfcc())
             if DECORATOR in h and decorates(self):  # Ingress: the caller's operation wins
-                req.metadata["decorator_overridden"] = bool(h.get(DECORATOR))
+                req.metadata["decorator_operation"] = h.get(DECORATOR) or ""
                 h.remove(DECORATOR)
         h.setdefault("x-request-id", self.flow.state.request_id())
         self.trace = tracing.start(self, h)
@@ -400,7 +400,7 @@ def decorate_response(hop: Hop, headers: Headers, request: Request) -> None:
         headers.remove(DECORATOR)
         return
     operation = tracing.operation(hop, hop.decision, request)
-    if not request.metadata.get("decorator_overridden") and operation != "ingress":
+    if not request.metadata.get("decorator_operation") and operation != "ingress":
         headers.set(DECORATOR, operation)
 
 

@@ -329,8 +329,10 @@ def finish(hop: Any, request: Any, when: float) -> None:
     if collector is None:
         return
     r = hop.record
+    # an inbound (Ingress) HCM names its span after the caller's x-envoy-decorator-operation
+    override = (getattr(request, "metadata", None) or {}).get("decorator_operation")
     span = Span(active.trace_id, active.span_id, active.parent_id,
-                operation(hop, getattr(hop, "decision", None), request),
+                override or operation(hop, getattr(hop, "decision", None), request),
                 service_name(hop.proxy), r.start, max(0.0, when - r.start),
                 tuple(span_tags(hop, active, request)), collector,
                 "otlp" if active.tracer.kind == "opentelemetry" else "zipkin")
