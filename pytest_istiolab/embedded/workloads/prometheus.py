@@ -24,7 +24,9 @@ fit a real scrape interval. Target labels are those of the addon's relabelling
 ``envoy_server_state``, ``envoy_cluster_manager_active_clusters``,
 ``envoy_cluster_upstream_cx_active{cluster_name="xds-grpc"}``; from istiod ``pilot_xds``
 (connected proxies) and ``pilot_xds_pushes{type}`` (one push of each type per proxy: the
-model has no push history) and ``istio_build``. Not modelled: the other scrape jobs
+model has no push history) and ``istio_build``. Annotated pods without a proxy (the Kiali
+and Jaeger addons) are targets with no series: their own metrics are not modelled, and they
+have no Envoy stats. Not modelled: the other scrape jobs
 (apiservers, nodes, cadvisor, service endpoints: no targets), recording and alerting rules,
 remote write, the TSDB admin API, native histograms, ``limit``/``timeout`` parameters. A
 query that selects a metric family a real mesh has but the model does not emit (cAdvisor's
@@ -45,7 +47,7 @@ from urllib.parse import parse_qsl
 
 from ..mesh import telemetry
 from ..mesh.config import namespace_of
-from ..mesh.topology import pod_ip, pod_labels, pod_ready
+from ..mesh.topology import container_named, pod_ip, pod_labels, pod_ready
 from . import promql
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
 
@@ -106,13 +108,15 @@ class Scrape(promql.Source):
     def series(self) -> Iterable[tuple[dict[str, str], Any]]:
         store = telemetry.of(self.ctx.runtime)
         pods = scraped_pods(self.ctx)
-        proxies = [p for p in pods if not _is_istiod(p)]
+        proxies = [p for p in pods if container_named(p, "istio-proxy") is not None]
         for pod in pods:
             base = target_labels(pod)
             since = _started(pod)
             if _is_istiod(pod):
                 yield from self._istiod(base, since, len(proxies), _istiod_version(pod))
                 continue
+            if container_named(pod, "istio-proxy") is None:
+                continue  # an addon's own metrics (Kiali's, Jaeger's): not modelled, no Envoy
             for name, value, extra in (
                     ("envoy_server_live", 1.0, {}), ("envoy_server_state", 0.0, {}),
                     ("envoy_cluster_manager_active_clusters", 1.0, {}),
