@@ -158,12 +158,14 @@ def test_bad_timeout_numbers_are_usage_errors(pytester, flag, value):
 
 def test_the_timeout_scale_reaches_the_named_timeouts(pytester):
     pytester.makepyfile("""
-        from pytest_istiolab.settings import Settings
         from pytest_istiolab.timeouts import EMBEDDED
 
-        def test_x(istio_settings):
+        def test_x(istio_settings, cluster):
             assert istio_settings.timeout_scale == 3.0
             assert istio_settings.test_timeout == 30.0
+            assert cluster.timeouts.eventually == EMBEDDED.eventually * 3
+            assert cluster.kube.timeouts.ready == EMBEDDED.ready * 3
+            assert cluster.timeouts.consecutive == EMBEDDED.consecutive
     """)
     result = pytester.runpytest("-q", "-p", "no:randomly", "--istio-timeout-scale=3",
                                 "--istio-test-timeout=10")
@@ -188,3 +190,14 @@ def test_a_hung_test_fails_at_the_test_timeout_and_the_run_goes_on(pytester):
     result = pytester.runpytest("-q", "-p", "no:randomly", "--istio-test-timeout=1")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*a test phase ran longer than 1 s (--istio-test-timeout)*"])
+
+
+def test_under_realism_the_session_waits_like_on_a_real_cluster(pytester):
+    pytester.makepyfile("""
+        def test_x(cluster):
+            assert cluster.handle.extra["realism"] == "on"
+            assert cluster.timeouts.consecutive == 3
+            assert "realism: config push" in cluster.handle.description
+    """)
+    result = pytester.runpytest("-q", "-p", "no:randomly", "--istio-embedded-realism=on")
+    result.assert_outcomes(passed=1)
