@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import yaml
 
 from ..mesh.config import namespace_of
-from ..mesh.topology import has_sidecar, pod_labels, pod_ready, selects
+from ..mesh.topology import has_sidecar, is_gateway, pod_labels, pod_ready, selects
 from . import kiali_appenders as ka
 from . import kiali_graph as kg
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
@@ -242,38 +242,32 @@ class Kiali:
                       for ns in self._requested(ctx, params)}}
 
     def _rates(self, ctx: AppContext, ns: str, interval: str) -> list[Obj]:
-        query = (f'sum(rate(istio_requests_total{{destination_service_namespace="{ns}"}}'
-                 f'[{interval}])) by (reporter,source_workload_namespace,source_workload,'
-                 'source_canonical_service,destination_workload_namespace,destination_workload,'
-                 'destination_canonical_service,destination_service_name,request_protocol,'
-                 'response_code) > 0 or sum(rate(istio_requests_total{source_workload_namespace='
-                 f'"{ns}"}}[{interval}])) by (reporter,source_workload_namespace,source_workload,'
-                 'source_canonical_service,destination_workload_namespace,destination_workload,'
-                 'destination_canonical_service,destination_service_name,request_protocol,'
-                 'response_code) > 0')
-        return self._vector(ctx, query)
+        """Kiali's getAllRequestRates: traffic into the namespace from outside, and traffic
+        from the namespace's workloads (raw series, both reporters)."""
+        return [s for selector in (f'destination_service_namespace="{ns}",'
+                                   f'source_workload_namespace!="{ns}"',
+                                   f'source_workload_namespace="{ns}"')
+                for s in self._vector(ctx, f"rate(istio_requests_total{{{selector}}}"
+                                           f"[{interval}]) > 0")]
 
     def _namespace_health(self, ctx: AppContext, ns: str, kind: str, interval: str) -> Obj:
         samples = self._rates(ctx, ns, interval)
-        field = {"app": "canonical_service", "workload": "workload",
-                 "service": "service_name"}[kind]
         workloads = self._workloads(ctx, ns)
-        names = {"app": lambda: sorted({a for _, a, _ in workloads if a}),
-                 "workload": lambda: [n for n, _, _ in workloads],
-                 "service": lambda: [s["metadata"]["name"] for s in
-                                     ctx.runtime.store.by_kind("", "services", ns)]}[kind]()
-        result: Obj = {}
-        for name in names:
-            requests = _request_health(samples, ns, name, field)
-            if kind == "app":
-                result[name] = {"workloadStatuses": [s for _, a, s in workloads if a == name],
-                                "requests": requests}
-            elif kind == "workload":
-                status = next(s for n, _, s in workloads if n == name)
-                result[name] = {"workloadStatus": status, "requests": requests}
-            else:
-                result[name] = {"requests": requests}
-        return result
+        if kind == "service":
+            names = [s["metadata"]["name"] for s in ctx.runtime.store.by_kind("", "services", ns)]
+            return {n: {"requests": _service_health(samples, ns, n)} for n in names}
+        meshed = {(a if kind == "app" else n) for n, a, st in workloads
+                  if st["syncedProxies"] != -1 or st.get("gateway")}
+        if kind == "app":
+            names = sorted({a for _, a, _ in workloads if a})
+            rates = _fill(samples, names, meshed, "canonical_service")
+            return {name: {"workloadStatuses": [_public(st) for _, a, st in workloads
+                                                if a == name], "requests": rates[name]}
+                    for name in names}
+        names = [n for n, _, _ in workloads]
+        rates = _fill(samples, names, meshed, "workload")
+        return {n: {"workloadStatus": _public(st), "requests": rates[n]}
+                for n, _, st in workloads}
 
     # ---------------------------------------------------------- workloads
     def _workloads(self, ctx: AppContext, ns: str) -> list[tuple[str, str, Obj]]:
@@ -288,13 +282,14 @@ class Kiali:
             status = dep.get("status") or {}
             synced = sum(1 for p in mine if has_sidecar(p) and pod_ready(p)) \
                 if any(has_sidecar(p) for p in mine) else -1
+            gateway = any(is_gateway(p) for p in mine)
             labels = {k: str(v) for k, v in (template.get("labels") or {}).items()}
             out.append((dep["metadata"]["name"], app_of(labels),
                         {"name": dep["metadata"]["name"],
                          "desiredReplicas": int((dep.get("spec") or {}).get("replicas", 1)),
                          "currentReplicas": int(status.get("replicas", 0)),
                          "availableReplicas": int(status.get("availableReplicas", 0)),
-                         "syncedProxies": synced}))
+                         "syncedProxies": synced, "gateway": gateway}))
         return out
 
     def _list(self, ctx: AppContext, what: str, params: dict[str, str]) -> Obj:
@@ -307,25 +302,60 @@ class Kiali:
         return list_items(ctx, what, namespaces, health, CLUSTER)
 
 
-def _request_health(samples: list[Obj], ns: str, name: str, field: str) -> Obj:
-    """Kiali's RequestHealth: inbound (destination reporter) and outbound (source reporter)
-    rates by protocol and response code."""
-    inbound: dict[str, dict[str, float]] = {}
-    outbound: dict[str, dict[str, float]] = {}
+def _public(status: Obj) -> Obj:
+    return {k: v for k, v in status.items() if k != "gateway"}
+
+
+def _code(m: dict[str, str]) -> tuple[str, str]:
+    return m.get("request_protocol", "http"), \
+        "-" if m.get("response_code") == "0" else m.get("response_code", "-")
+
+
+def _fill(samples: list[Obj], names: list[str], meshed: set[str], field: str) -> Obj:
+    """Kiali's fillAppRequestRates / fillWorkloadRequestRates: a sample to a meshed
+    destination counts inbound for it (per reporter, then combined: the source reporter's
+    rates, raised or completed by the destination's) and, reported by the source, outbound
+    for its source."""
+    per: dict[str, dict[str, dict[str, dict[str, float]]]] = {
+        n: {"source": {}, "destination": {}, "outbound": {}} for n in names}
     for s in samples:
         m, value = s["metric"], float(s["value"][1])
-        code = "-" if m.get("response_code") == "0" else m.get("response_code", "-")
-        proto = m.get("request_protocol", "http")
-        dest_ns = m.get("destination_workload_namespace") if field != "service_name" else ns
-        if m.get("reporter") == "destination" and m.get(f"destination_{field}") == name \
-                and dest_ns == ns:
+        if m.get(f"destination_{field}", "") not in meshed:
+            continue
+        proto, code = _code(m)
+        reporter = m.get("reporter", "")
+        dest = per.get(m.get(f"destination_{field}", ""))
+        src = per.get(m.get(f"source_{field}", ""))
+        if dest is not None and reporter in ("source", "destination"):
+            row = dest[reporter].setdefault(proto, {})
+            row[code] = row.get(code, 0.0) + value
+        if src is not None and reporter == "source":
+            row = src["outbound"].setdefault(proto, {})
+            row[code] = row.get(code, 0.0) + value
+    out: Obj = {}
+    for name, rates in per.items():
+        inbound = {p: dict(codes) for p, codes in rates["source"].items()}
+        for proto, codes in rates["destination"].items():
             row = inbound.setdefault(proto, {})
-            row[code] = row.get(code, 0.0) + value
-        if field != "service_name" and m.get("reporter") == "source" \
-                and m.get(f"source_{field}") == name and m.get("source_workload_namespace") == ns:
-            row = outbound.setdefault(proto, {})
-            row[code] = row.get(code, 0.0) + value
-    return {"inbound": inbound, "outbound": outbound, "healthAnnotations": {}}
+            for code, value in codes.items():
+                row[code] = max(value, row.get(code, value))
+        out[name] = {"inbound": inbound, "outbound": rates["outbound"], "healthAnnotations": {}}
+    return out
+
+
+def _service_health(samples: list[Obj], ns: str, name: str) -> Obj:
+    """A service's RequestHealth: inbound rates by protocol and response code (Kiali's
+    service health reads the namespace's service rates without telling reporters apart; the
+    model counts the destination reporter's), no outbound."""
+    inbound: dict[str, dict[str, float]] = {}
+    for s in samples:
+        m = s["metric"]
+        if m.get("reporter") == "destination" and m.get("destination_service_name") == name \
+                and m.get("destination_service_namespace") == ns:
+            proto, code = _code(m)
+            row = inbound.setdefault(proto, {})
+            row[code] = row.get(code, 0.0) + float(s["value"][1])
+    return {"inbound": inbound, "outbound": {}, "healthAnnotations": {}}
 
 
 def _headers(location: str) -> Any:
