@@ -50,7 +50,7 @@ def statuses(kit: Kit, pods: list[dict]) -> list[int]:
 def test_each_proxy_gets_new_config_after_its_own_delay() -> None:
     kit = Kit(seed=5)
     kit.httpbin()
-    kit.rt.realism = Realism(seed=5, push_delay=(0.3, 1.2), **QUIET)
+    kit.rt.realism = Realism(seed=5, push_delay=(0.5, 1.5), **QUIET)
     pods = clients(kit)
     assert statuses(kit, pods) == [200] * CLIENTS
     kit.apply(TEAPOT)
@@ -88,7 +88,7 @@ def test_the_same_seed_draws_the_same_delays() -> None:
 def kit_listening() -> Iterator[tuple[Kit, ListenerManager]]:
     kit = Kit(seed=3, free_node_ports=True)
     kit.bookinfo()
-    kit.rt.realism = Realism(seed=3, push_delay=(0.4, 0.8), **QUIET)
+    kit.rt.realism = Realism(seed=3, push_delay=(0.6, 1.0), **QUIET)
     manager = ListenerManager(kit.rt).start()
     yield kit, manager
     manager.stop()
