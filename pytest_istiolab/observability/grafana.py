@@ -30,8 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
+from pytest_istiolab.observability.http import AddonClient, AddonError
 from pytest_istiolab.observability.prometheus import PrometheusError
 
 Obj = dict[str, Any]
@@ -44,10 +43,10 @@ _ROUNDING = [(0.015, 0.01), (0.035, 0.02), (0.075, 0.05), (0.15, 0.1), (0.35, 0.
              (5400, 3600), (9000, 7200), (16200, 10800), (32400, 21600), (86400, 43200)]
 
 
-class GrafanaError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(f"Grafana answered {status}: {message}")
+class GrafanaError(AddonError):
+    """A Grafana API error: HTTP status and Grafana's ``message``."""
+
+    addon = "Grafana"
 
 
 def parse_duration(text: str) -> float:
@@ -211,27 +210,12 @@ class Board:
                 if t.get("expr")]
 
 
-class Grafana:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def get(self, path: str, params: Any = None) -> httpx.Response:
-        return self.client.get(path, params=params)
+class Grafana(AddonClient):
+    error = GrafanaError
 
     def api(self, path: str, params: Any = None) -> Any:
-        response = self.client.get(path, params=params)
-        try:
-            body = response.json()
-        except ValueError:
-            raise GrafanaError(response.status_code, response.text[:200]) from None
-        if response.status_code != 200:
-            message = body.get("message") if isinstance(body, dict) else body
-            raise GrafanaError(response.status_code, str(message))
-        return body
+        """GET ``path``: the decoded JSON, or :class:`GrafanaError` with Grafana's message."""
+        return self.json(path, params)
 
     def health(self) -> Obj:
         return dict(self.api("/api/health"))

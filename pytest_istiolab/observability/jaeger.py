@@ -15,16 +15,16 @@ from typing import Any
 
 import httpx
 
+from pytest_istiolab.observability.http import AddonClient, AddonError
+
 Obj = dict[str, Any]
 BASE_PATH = "/jaeger"
 
 
-class JaegerError(Exception):
+class JaegerError(AddonError):
     """Jaeger answered with ``errors`` (or not with JSON)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(f"Jaeger answered {status}: {message}")
+    addon = "Jaeger"
 
 
 @dataclass(frozen=True)
@@ -88,26 +88,22 @@ class Trace:
         return found
 
 
-class Jaeger:
-    def __init__(self, base_url: str, timeout: float = 10.0, base_path: str = BASE_PATH) -> None:
-        self.base_url = base_url.rstrip("/") + base_path
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+class Jaeger(AddonClient):
+    error = JaegerError
 
-    def close(self) -> None:
-        self.client.close()
+    def __init__(self, base_url: str, timeout: float = 10.0, base_path: str = BASE_PATH) -> None:
+        super().__init__(base_url.rstrip("/") + base_path, timeout)
 
     def api(self, path: str, params: Any = None) -> Any:
         """GET ``<base>/api/<path>``: its ``data``, or :class:`JaegerError`."""
-        response = self.client.get(f"/api/{path}", params=params)
-        try:
-            body = response.json()
-        except ValueError:
-            raise JaegerError(response.status_code, response.text[:200]) from None
-        if body.get("errors") or response.status_code != 200:
-            errors = body.get("errors") or [{"msg": response.reason_phrase}]
-            raise JaegerError(response.status_code,
-                              "; ".join(str(e.get("msg")) for e in errors))
-        return body.get("data")
+        return self.json(f"/api/{path}", params).get("data")
+
+    def error_message(self, response: httpx.Response, body: Any) -> str | None:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not errors and response.status_code == 200 and isinstance(body, dict):
+            return None
+        errors = errors or [{"msg": response.reason_phrase}]
+        return "; ".join(str(e.get("msg")) for e in errors)
 
     def services(self) -> list[str]:
         return list(self.api("services") or [])

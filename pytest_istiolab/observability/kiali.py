@@ -15,41 +15,36 @@ from typing import Any
 
 import httpx
 
+from pytest_istiolab.observability.http import AddonClient, AddonError
+
 Obj = dict[str, Any]
-CONNECTION_ERRORS = (httpx.TransportError,)
 
 
-class KialiError(Exception):
+class KialiError(AddonError):
     """A Kiali API error: HTTP status and Kiali's ``error`` message."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-        super().__init__(f"Kiali answered {status}: {message}")
+    addon = "Kiali"
 
 
-class Kiali:
+class Kiali(AddonClient):
+    error = KialiError
+
     def __init__(self, base_url: str, timeout: float = 10.0, web_root: str = "/kiali") -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(base_url, timeout)
         self.web_root = "/" + web_root.strip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
-
-    def close(self) -> None:
-        self.client.close()
 
     def get(self, path: str, params: Any = None) -> httpx.Response:
         return self.client.get(f"{self.web_root}{path}", params=params)
 
     def api(self, path: str, params: Any = None) -> Any:
         """GET ``/kiali/api<path>``: the decoded JSON, or :class:`KialiError`."""
-        response = self.get(f"/api{path}", params)
-        try:
-            body = response.json()
-        except ValueError:
-            raise KialiError(response.status_code, response.text[:200]) from None
-        if response.status_code >= 300:
-            message = body.get("error") if isinstance(body, dict) else None
-            raise KialiError(response.status_code, str(message or body))
-        return body
+        return self.json(f"/api{path}", params)
+
+    def error_message(self, response: httpx.Response, body: Any) -> str | None:
+        if response.is_success:
+            return None
+        message = body.get("error") if isinstance(body, dict) else None
+        return str(message or body)
 
     def ready(self) -> bool:
         try:

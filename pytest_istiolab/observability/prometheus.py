@@ -6,36 +6,32 @@ from typing import Any
 
 import httpx
 
+from pytest_istiolab.observability.http import AddonClient, AddonError
 
-class PrometheusError(Exception):
+
+class PrometheusError(AddonError):
     """An error envelope: ``errorType`` (``bad_data``, ``execution`` …) and ``error``."""
 
+    addon = "Prometheus"
+
     def __init__(self, status: int, error_type: str, message: str) -> None:
-        self.status, self.error_type, self.message = status, error_type, message
-        super().__init__(f"Prometheus answered {status} {error_type}: {message}")
+        self.error_type = error_type
+        super().__init__(status, f"{error_type}: {message}")
+        self.message = message
 
 
-class Prometheus:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def get(self, path: str, params: Any = None) -> httpx.Response:
-        return self.client.get(path, params=params)
-
+class Prometheus(AddonClient):
     def api(self, path: str, params: Any = None) -> Any:
         """GET ``/api/v1/<path>``: its ``data``, or :class:`PrometheusError`."""
-        response = self.client.get(f"/api/v1/{path}", params=params)
+        response = self.get(f"/api/v1/{path}", params)
         try:
             body = response.json()
         except ValueError:
             raise PrometheusError(response.status_code, "not_json", response.text[:200]) from None
-        if body.get("status") != "success":
-            raise PrometheusError(response.status_code, str(body.get("errorType")),
-                                  str(body.get("error")))
+        if not isinstance(body, dict) or body.get("status") != "success":
+            envelope = body if isinstance(body, dict) else {}
+            raise PrometheusError(response.status_code, str(envelope.get("errorType")),
+                                  str(envelope.get("error", body)))
         return body["data"]
 
     def query(self, query: str, time: float | None = None) -> list[dict[str, Any]]:
