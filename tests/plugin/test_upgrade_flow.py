@@ -83,17 +83,25 @@ def labs(cluster: EmbeddedCluster, version: str, report: Path, *extra: str
 
 
 class Probe:
+    """An ``istiolab-probe`` process; its output goes to a file (a pipe nobody reads while it
+    runs would fill up and block the probe)."""
+
+    running: list[Probe] = []
+
     def __init__(self, cluster: EmbeddedCluster, report: Path, *extra: str) -> None:
         self.report = report
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_istiolab.probe", *existing(cluster),
-             "--report", str(report), "--progress", "0.5", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.log = report.with_suffix(".log")
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_istiolab.probe", *existing(cluster),
+                 "--report", str(report), "--progress", "0.5", *extra],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        Probe.running.append(self)
 
     def flowing(self) -> dict:
         def written() -> dict:
-            assert self.proc.poll() is None, "the probe exited early"
+            assert self.proc.poll() is None, f"the probe exited early: {self.log.read_text()}"
             assert self.report.exists(), "no continuity report yet"
             data = json.loads(self.report.read_text())
             assert all(p["requests"] for p in data["paths"].values()), data["paths"]
@@ -103,8 +111,24 @@ class Probe:
 
     def stop(self) -> tuple[int, str, dict]:
         self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=STEP_LIMIT)
-        return self.proc.returncode, out, json.loads(self.report.read_text())
+        self.proc.wait(timeout=STEP_LIMIT)
+        Probe.running.remove(self)
+        return self.proc.returncode, self.log.read_text(), json.loads(self.report.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _no_probe_left_behind() -> Iterator[None]:
+    """A test that failed with its probe running: stop it (Ctrl-C, then kill)."""
+    yield
+    while Probe.running:
+        probe = Probe.running.pop()
+        if probe.proc.poll() is None:
+            probe.proc.send_signal(signal.SIGINT)
+            try:
+                probe.proc.wait(timeout=STEP_LIMIT)
+            except subprocess.TimeoutExpired:
+                probe.proc.kill()
+                probe.proc.wait()
 
 
 def restart(cluster: EmbeddedCluster, ns: str, name: str) -> None:

@@ -23,6 +23,8 @@ API server reports; the embedded injector keeps it in ``containers`` and ``istio
 of 1.27 says so); changes in Envoy's behaviour between the Envoy releases bundled with each
 Istio (the data plane model is that of 1.26); the injection template's other changes between
 1.25 and 1.27 (``files/injection-template.yaml``); the ingress-gateway chart changes of 1.27.
+During a canary every proxy runs with the default revision's mesh config (``istio``), not its
+own revision's (``istio-<rev>``, used once ``istio`` is gone).
 """
 
 from __future__ import annotations
