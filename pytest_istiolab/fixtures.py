@@ -14,6 +14,7 @@ from pytest_istiolab.deploy import (
     Addons,
     App,
     Bookinfo,
+    ControlPlane,
     GatewayCredentials,
     Httpbin,
     IstioInstallation,
@@ -109,6 +110,19 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
         recording.note_found(pytestconfig, found.control_plane(cluster.kube,
                                                                 cluster.handle.provider))
     return installation
+
+
+@pytest.fixture(scope="session")
+def control_plane(istio: IstioInstallation) -> ControlPlane:
+    """The istiod revision injecting the labs' namespaces, read once: ``control_plane.istiod``
+    (``istiod`` or ``istiod-<rev>``), ``.mesh_configmap`` (``istio`` or ``istio-<rev>``),
+    ``.address`` (what its proxies dial: ``CA_ADDR``, ``discoveryAddress``), ``.revision``.
+
+    The manual assumes the default revision; after a canary upgrade that removed it, the
+    checks that name istiod's objects follow Istio 1.26's revisioned names through this.
+    """
+    with _clear_errors():
+        return istio.control_plane()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
 """What a run deploys on a cluster: Istio (found or installed), mesh-wide changes, sample apps.
 
-Owns the install policy and run plan, mesh-wide changes that are recorded, serialized across
+Owns the install policy and run plan, the control plane serving the labs' namespaces (which
+istiod revision, its objects' names), mesh-wide changes that are recorded, serialized across
 workers and restored, the sample apps from ``manifests/samples`` and Bookinfo's timed page loads.
 Uses the cluster session and the layers below it.
 """
 
+from pytest_istiolab.deploy.controlplane import ControlPlane, pod_revision, serving_control_plane
 from pytest_istiolab.deploy.credentials import GatewayCredentials
 from pytest_istiolab.deploy.installation import (
     ISTIO_NAMESPACE,
@@ -31,7 +33,8 @@ from pytest_istiolab.deploy.samples import (
 
 __all__ = [
     "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
-    "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation", "MeshLock", "MeshWide",
-    "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio", "inspect_cluster",
-    "kube_injected", "plan_run", "version_mismatch",
+    "ControlPlane", "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation",
+    "MeshLock", "MeshWide", "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio",
+    "inspect_cluster", "kube_injected", "plan_run", "pod_revision", "serving_control_plane",
+    "version_mismatch",
 ]

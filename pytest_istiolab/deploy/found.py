@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pytest_istiolab.deploy.controlplane import pod_revision
 from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, FoundIstio, find_istio
 from pytest_istiolab.kube import Kube
 
@@ -33,8 +34,7 @@ def proxy_pods(kube: Kube, namespace: str) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for pod in kube.pods(namespace):
         spec, meta = pod.get("spec") or {}, pod["metadata"]
-        revision = ((meta.get("labels") or {}).get(REVISION_LABEL)
-                    or (meta.get("annotations") or {}).get(REVISION_LABEL) or "default")
+        revision = pod_revision(pod) or "default"
         containers = list(spec.get("containers") or []) + [
             c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
         for container in containers:

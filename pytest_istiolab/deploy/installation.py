@@ -31,6 +31,7 @@ import yaml
 
 from pytest_istiolab.cluster import ClusterHandle, ClusterSession
 from pytest_istiolab.constants import LABEL_MANAGED, LABEL_RUN
+from pytest_istiolab.deploy.controlplane import ControlPlane, serving_control_plane
 from pytest_istiolab.errors import ClusterError
 from pytest_istiolab.istioctl import IstioVersion
 from pytest_istiolab.kube import Kube, ObjectRef
@@ -96,16 +97,6 @@ def _revisioned_istiod(kube: Kube) -> dict[str, Any] | None:
         tag_version = FoundIstio(str(image)).version or "0"
         return tuple(int(x) for x in tag_version.split(".") if x.isdigit())
     return (chosen or sorted(found, key=version))[-1]
-
-
-def mesh_configmap_name(kube: Kube) -> str:
-    """``istio``, or on a revision-based mesh without it, ``istio-<rev>`` of the istiod
-    :func:`find_istio` reads (the default tag's revision, else the newest)."""
-    if kube.get("v1", "ConfigMap", "istio", ISTIO_NAMESPACE) is not None:
-        return "istio"
-    istiod = _revisioned_istiod(kube)
-    rev = ((istiod or {}).get("metadata", {}).get("labels") or {}).get("istio.io/rev")
-    return f"istio-{rev}" if rev else "istio"
 
 
 def not_installed(where: str) -> ClusterError:
@@ -192,6 +183,7 @@ class IstioInstallation:
     install: subprocess.CompletedProcess[str] | None
     found: FoundIstio = field(default_factory=FoundIstio)
     warnings: tuple[str, ...] = ()
+    _control_plane: ControlPlane | None = field(default=None, repr=False)
 
     @property
     def installed_by_run(self) -> bool:
@@ -200,12 +192,17 @@ class IstioInstallation:
     def version(self) -> IstioVersion:
         return self.session.istioctl.version()
 
+    def control_plane(self) -> ControlPlane:
+        """The control plane injecting the labs' namespaces (read once, then kept)."""
+        if self._control_plane is None:
+            self._control_plane = serving_control_plane(self.session.kube)
+        return self._control_plane
+
     def mesh_config(self) -> dict:
-        """The ``mesh`` key of the ``istio`` ConfigMap, parsed (what istiod serves to proxies);
-        on a revision-based mesh without ``istio``, that of the found istiod's revision
-        (``istio-<rev>``)."""
+        """The ``mesh`` key of the mesh ConfigMap, parsed (what istiod serves to proxies):
+        ``istio``, or ``istio-<rev>`` of :meth:`control_plane` on a revision-based mesh."""
         kube = self.session.kube
-        cm = kube.get("v1", "ConfigMap", mesh_configmap_name(kube), ISTIO_NAMESPACE)
+        cm = kube.get("v1", "ConfigMap", self.control_plane().mesh_configmap, ISTIO_NAMESPACE)
         return yaml.safe_load(((cm or {}).get("data") or {}).get("mesh") or "") or {}
 
     def wait_ready(self) -> None:

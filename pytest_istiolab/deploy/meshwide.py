@@ -10,7 +10,10 @@ root namespace such as PeerAuthentication ``default`` in ``istio-system``):
 * records what it changes first, and is undone at the end whatever the outcome.
 
 When the run installed Istio itself, a change is made the way the manual makes it
-(``istioctl install --set ...``) and undone by reinstalling the run's profile. On a mesh that
+(``istioctl install --set ...``) and undone by reinstalling the run's profile. On a
+revision-based mesh (the labs' namespaces injected by ``istiod-<rev>``) both reinstalls add
+``--set revision=<rev>``, so they change that control plane instead of installing a default
+revision beside it; the revision tags stay as they are. On a mesh that
 was installed before the run, the suite never reinstalls: the same mesh-config change is made
 by editing the ``istio`` ConfigMap (istiod watches it), and the ConfigMap is written back
 exactly as it was.
@@ -30,11 +33,7 @@ from typing import IO, Any
 
 import yaml
 
-from pytest_istiolab.deploy.installation import (
-    ISTIO_NAMESPACE,
-    IstioInstallation,
-    mesh_configmap_name,
-)
+from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, IstioInstallation
 from pytest_istiolab.errors import IstioctlError
 from pytest_istiolab.kube import ObjectRef
 
@@ -129,7 +128,8 @@ class MeshWide:
                                   if k.startswith(MESH_CONFIG_PREFIX)})
             return None
         self._reinstalled = True
-        result = self.session.istioctl.install(profile, sets or {})
+        revision = self.installation.control_plane().install_sets
+        result = self.session.istioctl.install(profile, {**revision, **(sets or {})})
         self.installation.wait_ready()
         return result
 
@@ -183,7 +183,8 @@ class MeshWide:
         """Undo everything: the root-namespace policies, the run's profile, the ConfigMap."""
         self._restore_policies()
         if self._reinstalled:
-            self.session.istioctl.install(self.installation.profile)
+            self.session.istioctl.install(self.installation.profile,
+                                          self.installation.control_plane().install_sets)
             self.installation.wait_ready()
             self._reinstalled = False
         if self._saved_configmap is not None:
@@ -194,10 +195,11 @@ class MeshWide:
 
     # ------------------------------------------------------------------ helpers
     def _configmap(self) -> dict[str, Any]:
-        self._cm_name = mesh_configmap_name(self.session.kube)
+        self._cm_name = self.installation.control_plane().mesh_configmap
         cm = self.session.kube.get("v1", "ConfigMap", self._cm_name, ISTIO_NAMESPACE)
         if cm is None:
-            raise IstioctlError("the istio ConfigMap (mesh config) is missing in istio-system",
+            raise IstioctlError(f"the {self._cm_name} ConfigMap (mesh config) is missing in "
+                                f"{ISTIO_NAMESPACE}",
                                 "install Istio, or check --istio-context points at the mesh")
         cm.setdefault("data", {})
         return cm

@@ -5,6 +5,12 @@ istioctl provisioning; the lab scripts themselves live in this repo's ``manifest
 Istio 1.26 differs from the manual's captured output (catalogue appendix D): the API versions
 of ``kubectl api-resources`` (D-04), the addons (D-03: loki added, kiali RBAC changed) and the
 demo profile's telemetry (D-01). These tests follow Istio 1.26.
+
+The manual assumes the default revision (``istiod``). On a revision-based mesh (after a canary
+upgrade removed the default revision, the 1.26 chart with ``--set revision=X`` installs only
+``istiod-X``) the checks that name istiod's objects look for those of the control plane
+injecting the labs' namespaces (the ``control_plane`` fixture): a deviation that follows
+Istio 1.26.
 """
 
 from __future__ import annotations
@@ -56,15 +62,22 @@ def test_install_reports_each_component(istio, line):
 
 @pytest.mark.check("L1-C03")
 @pytest.mark.requires("istiod")
-def test_install_without_yes_asks_first_and_changes_nothing(istio, istioctl, kube, istio_settings):
-    """D-26: without ``-y`` istioctl prompts; answering N must leave the mesh untouched."""
-    before = kube.get("apps/v1", "Deployment", "istiod", ISTIO_NS)
-    result = istioctl.run(["install", "--set", f"profile={istio.profile}"], input="N\n",
+def test_install_without_yes_asks_first_and_changes_nothing(istio, istioctl, kube, istio_settings,
+                                                            control_plane):
+    """D-26: without ``-y`` istioctl prompts; answering N must leave the mesh untouched.
+
+    The manual's mesh is the default revision (``istiod``); on a revision-based mesh the
+    command names the revision (``--set revision=<rev>``, what reinstalling that mesh takes)
+    and the serving ``istiod-<rev>`` must stay untouched (Istio 1.26's names)."""
+    before = kube.get("apps/v1", "Deployment", control_plane.istiod, ISTIO_NS)
+    assert before is not None, f"Deployment {control_plane.istiod} missing in {ISTIO_NS}"
+    sets = [a for k, v in control_plane.install_sets.items() for a in ("--set", f"{k}={v}")]
+    result = istioctl.run(["install", "--set", f"profile={istio.profile}", *sets], input="N\n",
                           check=False)
     prompt = (f'This will install the Istio {istio_settings.version} profile "{istio.profile}" '
               "into the cluster. Proceed? (y/N)")
     assert prompt in result.stdout
-    after = kube.get("apps/v1", "Deployment", "istiod", ISTIO_NS)
+    after = kube.get("apps/v1", "Deployment", control_plane.istiod, ISTIO_NS)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
@@ -206,12 +219,16 @@ ADDON_SERVICES = {
 
 @pytest.mark.check("L1-C10")
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_control_plane_service_type_and_ports(istio, kube, istio_settings, name):
+def test_control_plane_service_type_and_ports(istio, kube, istio_settings, control_plane, name):
+    """The manual lists ``istiod``, the default revision's Service; on a revision-based mesh
+    Istio 1.26 names it ``istiod-<rev>``, and that of the revision injecting the labs'
+    namespaces is checked (a deviation that follows Istio 1.26)."""
     kind, ports, capability = SERVICES[name]
     if capability and capability not in istio_settings.capabilities:
         pytest.skip(f"profile {istio_settings.profile!r} has no {capability}")
     if name == "istio-ingressgateway" and istio_settings.profile != "demo":
         ports = DEFAULT_INGRESS_PORTS
+    name = control_plane.istiod if name == "istiod" else name
     svc = kube.get("v1", "Service", name, ISTIO_NS)
     assert svc is not None, f"service {name} missing in {ISTIO_NS}"
     assert (svc["spec"]["type"], [p["port"] for p in svc["spec"]["ports"]]) == (kind, ports)

@@ -5,6 +5,9 @@ The manual deploys into ``default``; the suite uses a namespace of its own per l
 Istio 1.26 differs from the manual's captured output: bookinfo images are 1.20.3 and the
 ``describe`` output is from an older install (D-05), so only its stable fields are asserted;
 ``bookinfo-gateway`` listens on port 8080 (D-24); nothing is patched for "enable nodeport" (D-25).
+The manual's ``CA_ADDR istiod.istio-system.svc:15012`` assumes the default revision: the suite
+expects the address of the revision injecting the namespace (``istiod-<rev>`` on a
+revision-based mesh), as Istio 1.26 injects it.
 
 Companion check (beyond the manual, an ID of its own): every lab namespace is labelled, so a
 mesh that injected sidecars everywhere would pass; L2-X01 runs the sleep sample in a namespace
@@ -18,7 +21,7 @@ import re
 import pytest
 
 from pytest_istiolab import waiting
-from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES
+from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES, pod_revision
 from pytest_istiolab.kube import Applier, Namespaces
 
 pytestmark = [pytest.mark.lab(2), pytest.mark.requires("ingress-gateway")]
@@ -96,8 +99,20 @@ def test_sidecar_image_ports_args_and_probe(productpage_pod, istio_settings):
 
 
 @pytest.mark.check("L2-C03")
+def test_sidecar_dials_the_istiod_of_its_revision(productpage_pod, control_plane):
+    """The manual shows ``CA_ADDR: istiod.istio-system.svc:15012``: the default revision's.
+    Istio 1.26 injects ``istiod-<rev>.istio-system.svc:15012`` for a revision's proxies, so the
+    proxy must carry the revision injecting its namespace (``istio.io/rev``) and dial that
+    revision's istiod (a deviation that follows Istio 1.26; the same on the default one)."""
+    injected = pod_revision(productpage_pod)
+    ca_addr = _env(_container(productpage_pod, "istio-proxy")).get("CA_ADDR")
+    assert (injected, ca_addr) == (control_plane.revision, control_plane.address), (
+        f"expected the proxy of {control_plane.describe()}")
+
+
+@pytest.mark.check("L2-C03")
 @pytest.mark.parametrize("name,value", [
-    ("PILOT_CERT_PROVIDER", "istiod"), ("CA_ADDR", "istiod.istio-system.svc:15012"),
+    ("PILOT_CERT_PROVIDER", "istiod"),
     ("ISTIO_META_INTERCEPTION_MODE", "REDIRECT"), ("ISTIO_META_CLUSTER_ID", "Kubernetes"),
     ("ISTIO_META_MESH_ID", "cluster.local"), ("TRUST_DOMAIN", "cluster.local"),
     ("ISTIO_META_WORKLOAD_NAME", "productpage-v1"), ("ISTIO_META_APP_CONTAINERS", "productpage"),

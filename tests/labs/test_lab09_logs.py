@@ -17,6 +17,10 @@ Deviations from the manual's text (catalogue appendix D):
   meshConfig.accessLogEncoding=JSON -y`` (D-26); on a mesh installed before the run only the
   ``istio`` ConfigMap's mesh config is edited (see ``deploy.meshwide``);
 * D-19: the ConfigMap's ``tracing.zipkin`` and ``extensionProviders`` are not asserted;
+* the manual's ``istio`` ConfigMap and ``discoveryAddress: istiod.istio-system.svc:15012`` are
+  the default revision's; on a revision-based mesh Istio 1.26 names them ``istio-<rev>`` and
+  ``istiod-<rev>.istio-system.svc:15012``, and those of the revision injecting the labs'
+  namespaces are checked (the switch reinstalls that revision: ``--set revision=<rev>``);
 * D-20: 1.26 keys, not the 2020 ones: no ``istio_policy_status``, ``response_code_details`` and
   ``connection_termination_details`` added, inbound cluster ``inbound|9080||``, inbound
   upstream host the pod IP; values are compared type-tolerantly (numbers may be JSON numbers,
@@ -166,8 +170,10 @@ def json_request(switched, sleep, productpage_ip, productpage_log, cluster):
 
 
 @pytest.mark.check("L9.1-C03")
-def test_mesh_config_says_json(switched, istio, cluster):
-    """``kubectl describe configmap istio -n istio-system``: the stable fields (D-19)."""
+def test_mesh_config_says_json(switched, istio, cluster, control_plane):
+    """``kubectl describe configmap istio -n istio-system``: the stable fields (D-19); the
+    ConfigMap and discovery address of the serving revision (``istio-<rev>``, ``istiod-<rev>``
+    on a revision-based mesh: the manual assumes the default revision)."""
     def mesh():
         config = istio.mesh_config()
         assert config.get("accessLogEncoding") == "JSON"
@@ -177,15 +183,15 @@ def test_mesh_config_says_json(switched, istio, cluster):
     config = eventually(mesh, timeout=cluster.timeouts.eventually,
                         interval=cluster.timeouts.poll_interval,
                         description="the istio ConfigMap says accessLogEncoding: JSON")
-    assert config["defaultConfig"]["discoveryAddress"] == "istiod.istio-system.svc:15012"
+    assert config["defaultConfig"]["discoveryAddress"] == control_plane.address
     assert config.get("enablePrometheusMerge") is True
     assert config.get("rootNamespace") == "istio-system"
     assert config.get("trustDomain") == "cluster.local"
 
 
 @pytest.mark.check("L9.1-C03")
-def test_mesh_networks_is_empty(switched, kube):
-    cm = kube.get("v1", "ConfigMap", "istio", "istio-system")
+def test_mesh_networks_is_empty(switched, kube, control_plane):
+    cm = kube.get("v1", "ConfigMap", control_plane.mesh_configmap, "istio-system")
     assert yaml.safe_load(cm["data"]["meshNetworks"]) == {"networks": {}}
 
 
