@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+from ..mesh import telemetry
 from ..mesh.headers import Headers
 from ..mesh.model import Response
 from ..runtime import Runtime
@@ -82,8 +83,11 @@ class AppContext:
         return str(self.pod["metadata"].get("namespace") or "default")
 
     def spend(self, low_ms: float, high_ms: float | None = None) -> None:
-        """Local work taking between ``low_ms`` and ``high_ms`` milliseconds."""
-        self.now += self.jitter(low_ms, high_ms if high_ms is not None else low_ms)
+        """Local work taking between ``low_ms`` and ``high_ms`` milliseconds (CPU time of
+        this container, as the cAdvisor model counts it)."""
+        took = self.jitter(low_ms, high_ms if high_ms is not None else low_ms)
+        self.now += took
+        telemetry.charge_cpu(self.runtime, self.pod, self.container, self.now, took)
 
     def wait(self, seconds: float) -> None:
         self.now += seconds

@@ -26,10 +26,13 @@ fit a real scrape interval. Target labels are those of the addon's relabelling
 (connected proxies) and ``pilot_xds_pushes{type}`` (one push of each type per proxy: the
 model has no push history) and ``istio_build``. Annotated pods without a proxy (the Kiali
 and Jaeger addons) are targets with no series: their own metrics are not modelled, and they
-have no Envoy stats. Not modelled: the other scrape jobs
-(apiservers, nodes, cadvisor, service endpoints: no targets), recording and alerting rules,
-remote write, the TSDB admin API, native histograms, ``limit``/``timeout`` parameters. A
-query that selects a metric family a real mesh has but the model does not emit (cAdvisor's
+have no Envoy stats. When the mounted ``prometheus.yml`` has the
+``kubernetes-nodes-cadvisor`` job (the 1.26 addon's), each node is a target of it, with the
+kubelet's cAdvisor series of :mod:`.cadvisor` (``container_cpu_usage_seconds_total``,
+``container_memory_working_set_bytes``). Not modelled: the other scrape jobs (apiservers,
+nodes, service endpoints: no targets), recording and alerting rules, remote write, the TSDB
+admin API, native histograms, ``limit``/``timeout`` parameters. A query that selects a
+metric family a real mesh has but the model does not emit (cAdvisor's other
 ``container_*``, the Go and process metrics, istiod's other ``pilot_*``, ``galley_*`` and
 ``sidecar_injection_*``) is answered as Prometheus answers an unknown name (no series), with a
 ``warnings`` entry in the envelope saying the family is not modelled.
@@ -45,10 +48,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import yaml
+
 from ..mesh import telemetry
 from ..mesh.config import namespace_of
 from ..mesh.topology import container_named, pod_ip, pod_labels, pod_ready
-from . import promql
+from . import cadvisor, promql
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
 
 Obj = dict[str, Any]
@@ -104,8 +109,19 @@ class Scrape(promql.Source):
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._cadvisor: list[tuple[dict[str, str], Any]] | None = None
+
+    def _kubelets(self) -> list[tuple[dict[str, str], Any]]:
+        """The cAdvisor series, gathered once per query (a range query reads them per step)."""
+        if self._cadvisor is None:
+            rt = self.ctx.runtime
+            self._cadvisor = [row for node in cadvisor.nodes(rt)
+                              for row in cadvisor.series(rt, node, cadvisor.target_labels(node))
+                              ] if cadvisor.JOB in configured_jobs(self.ctx) else []
+        return self._cadvisor
 
     def series(self) -> Iterable[tuple[dict[str, str], Any]]:
+        yield from self._kubelets()
         store = telemetry.of(self.ctx.runtime)
         pods = scraped_pods(self.ctx)
         proxies = [p for p in pods if container_named(p, "istio-proxy") is not None]
@@ -141,6 +157,33 @@ class Scrape(promql.Source):
                 Const(float(proxies), since)
 
 
+def _config_text(ctx: AppContext) -> str:
+    cm = None
+    for c in ctx.runtime.store.by_kind("", "configmaps", namespace_of(ctx.pod)):
+        if c["metadata"]["name"] == "prometheus":
+            cm = c
+    return str(((cm or {}).get("data") or {}).get("prometheus.yml") or "")
+
+
+_JOBS: dict[str, frozenset[str]] = {}
+
+
+def configured_jobs(ctx: AppContext) -> frozenset[str]:
+    """The ``job_name``s of the mounted ``prometheus.yml`` (none if it does not parse)."""
+    text = _config_text(ctx)
+    if text not in _JOBS:
+        try:
+            doc = yaml.safe_load(text) or {}
+            jobs = frozenset(str(j.get("job_name")) for j in doc.get("scrape_configs") or []
+                             if isinstance(j, dict))
+        except (yaml.YAMLError, AttributeError):
+            jobs = frozenset()
+        if len(_JOBS) > 8:
+            _JOBS.clear()
+        _JOBS[text] = jobs
+    return _JOBS[text]
+
+
 def _is_istiod(pod: Obj) -> bool:
     return pod_labels(pod).get("app") == "istiod"
 
@@ -167,15 +210,16 @@ def _ok(data: Any, warnings: list[str] | None = None) -> AppResponse:
 
 # metric families of a real 1.26 mesh that the model does not emit: (prefix, what they are)
 NOT_MODELLED = (
-    ("container_", "cAdvisor's container metrics (the kubernetes-nodes-cadvisor job has no "
-                   "targets in the embedded cluster)"),
+    ("container_", "cAdvisor's container metrics other than container_cpu_usage_seconds_total "
+                   "and container_memory_working_set_bytes"),
     ("go_", "the Go runtime metrics of istiod and the proxies"),
     ("process_", "the process metrics of istiod and the proxies"),
     ("galley_", "istiod's validation webhook metrics"),
     ("sidecar_injection_", "istiod's injection webhook metrics"),
     ("pilot_", "istiod's pilot_* metrics other than pilot_xds and pilot_xds_pushes"),
 )
-MODELLED_PILOT = ("pilot_xds", "pilot_xds_pushes")
+MODELLED = ("pilot_xds", "pilot_xds_pushes", "container_cpu_usage_seconds_total",
+            "container_memory_working_set_bytes")
 
 
 def _selected_names(node: Any) -> Iterable[str]:
@@ -199,7 +243,7 @@ def not_modelled_warnings(query: str) -> list[str]:
     out = []
     for name in sorted(names):
         for prefix, what in NOT_MODELLED:
-            if name.startswith(prefix) and name not in MODELLED_PILOT:
+            if name.startswith(prefix) and name not in MODELLED:
                 out.append(f"{name}: {what} are not modelled by the embedded Prometheus")
                 break
     return out
@@ -358,16 +402,22 @@ class Prometheus:
             ann = pod["metadata"].get("annotations") or {}
             url = (f"http://{labels['instance']}{ann.get('prometheus.io/path', '/metrics')}")
             active.append(_target("kubernetes-pods", labels, url, pod_ready(pod), ctx.now))
+        if cadvisor.JOB in configured_jobs(ctx):
+            for node in cadvisor.nodes(ctx.runtime):
+                t = _target(cadvisor.JOB, cadvisor.target_labels(node), cadvisor.scrape_url(node),
+                            True, ctx.now)
+                ip = next((a.get("address") for a in (node.get("status") or {})
+                           .get("addresses") or [] if a.get("type") == "InternalIP"), "")
+                t["discoveredLabels"] = {"__address__": f"{ip}:10250", "job": cadvisor.JOB,
+                                         "__meta_kubernetes_node_name":
+                                         node["metadata"]["name"]}
+                active.append(t)
         me = {"instance": "localhost:9090", "job": "prometheus"}
         active.append(_target("prometheus", me, "http://localhost:9090/metrics", True, ctx.now))
         return {"activeTargets": active, "droppedTargets": [], "droppedTargetCounts": {}}
 
     def _config(self, ctx: AppContext) -> str:
-        cm = None
-        for c in ctx.runtime.store.by_kind("", "configmaps", namespace_of(self.pod)):
-            if c["metadata"]["name"] == "prometheus":
-                cm = c
-        return str(((cm or {}).get("data") or {}).get("prometheus.yml") or "")
+        return _config_text(ctx)
 
 
 def _target(job: str, labels: dict[str, str], url: str, up: bool, now: float) -> Obj:
