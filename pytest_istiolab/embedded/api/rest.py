@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..realism import is_suite_client
 from ..store import StoreError
-from . import discovery, logs, portforward, scale, tables, watch, writes, wsexec
+from . import discovery, logs, nodeproxy, portforward, scale, tables, watch, writes, wsexec
 from .context import ApiContext, context_of
 from .params import flag, int_param, wants_table
 from .paths import Target, parse_target, split_group_version
@@ -45,6 +45,8 @@ async def _handle(request: web.Request, core: bool) -> web.StreamResponse:
     if not rest:
         _only_get(request, "resource list")
         return discovery.resource_list(ctx.store, group, version)
+    if core and len(rest) >= 3 and rest[0] == "nodes" and rest[2] == "proxy" and rest[1]:
+        return await nodeproxy.serve(request, ctx, rest[1], "/".join(rest[3:]))
     target = parse_target(ctx.store, group, version, rest)
     return await route(request, ctx, target)
 

@@ -30,8 +30,9 @@ class):
 
 Not modelled: the pod-level and sandbox (pause) cgroups, the node's root and system cgroups,
 every other ``container_*`` family (network, filesystem, throttling, the other memory
-figures), ``machine_*`` and the kubelet's own metrics; the node proxy path itself is not
-served by the embedded API server. CPU and memory limits are not enforced on the figures.
+figures), ``machine_*`` and the kubelet's own metrics. CPU and memory limits are not
+enforced on the figures. The same series, in the text format, answer the node proxy path
+(``api/nodeproxy``).
 """
 
 from __future__ import annotations
