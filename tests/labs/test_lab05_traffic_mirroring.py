@@ -150,8 +150,10 @@ def assert_manual_line(line: re.Match[str]) -> None:
 @pytest.mark.check("L5.2-C01")
 def test_the_request_is_served_through_both_sidecars(cluster, httpbins: Httpbins, sleep,
                                                       lab_namespace) -> None:
+    """Polled: right after the apply the sleep sidecar may not have the route or v1's
+    endpoints yet (an empty answer)."""
     httpbins.applier(ROUTE_V1)
-    headers, _ = headers_of(sleep)
+    headers, _ = eventually(cluster, lambda: headers_of(sleep), "httpbin answers /headers")
     assert headers["Host"] == "httpbin:8000"
     assert headers["X-Envoy-Attempt-Count"] == "1"
     xfcc = headers["X-Forwarded-Client-Cert"]
