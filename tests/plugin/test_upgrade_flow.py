@@ -11,7 +11,9 @@ failures when a test double's strategy removes the old pod first.
 
 The cluster is served from this process and handed to the runs as an existing context. To keep
 the wall time modest on 2 cores the lab selection is small (:data:`LABS`: Lab 1's version, CRD
-and namespace checks, and Lab 5's traffic-mirroring module); the probe covers the traffic.
+and namespace checks, the checks naming istiod's objects (L1-C03, L1-C10, L2-C03's CA_ADDR:
+after the revision-based upgrade they follow ``istiod-<rev>``), and Lab 5's traffic-mirroring
+module); the probe covers the traffic.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ LABS = [
     "tests/labs/test_lab01_install.py::test_client_control_plane_and_data_plane_versions_agree",
     "tests/labs/test_lab01_install.py::test_the_fourteen_istio_crds_are_installed",
     "tests/labs/test_lab01_install.py::test_istio_system_namespace_is_active",
+    # the checks the manual writes for the default revision, which the canary removes
+    "tests/labs/test_lab01_install.py::test_install_without_yes_asks_first_and_changes_nothing",
+    "tests/labs/test_lab01_install.py::test_control_plane_service_type_and_ports",
+    "tests/labs/test_lab02_bookinfo.py::test_sidecar_dials_the_istiod_of_its_revision",
     "tests/labs/test_lab05_traffic_mirroring.py",
 ]
 RUN_LIMIT = 300.0  # seconds for one lab run (a pytest process) on a loaded 2-core machine
@@ -205,6 +211,10 @@ def test_an_upgrade_validated_before_and_after_with_traffic_continuity(
     assert report["found"]["istio_version"] == NEW
     assert report["comparison"]["regressions"] == [], report["comparison"]
     assert f"baseline: Istio {OLD}" in res.stdout and f"current:  Istio {NEW}" in res.stdout
+    named = {k: report["checks"][k]["status"] for k in ("L1-C03", "L1-C10", "L2-C03")}
+    assert named == dict.fromkeys(named, "passed"), named  # run, not skipped, on istiod-<rev>
+    revisions = [REVISION] if style == "revision" else ["default"]
+    assert report["found"]["istiod_revisions"] == revisions, report["found"]
 
     if style == "in-place":  # the regressed "after": a 1.26.8 that lost a CRD (a test double)
         store = cluster.runtime.store
