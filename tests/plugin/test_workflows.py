@@ -39,3 +39,42 @@ def test_the_upgrade_job_runs_the_flow_in_order_and_uploads_its_evidence() -> No
     paths = upload["with"]["path"].split()
     assert {"before.json", "after.json", "comparison.txt", "continuity.json"} <= set(paths)
     assert upload["if"] == "always()"
+
+
+def _jobs() -> dict:
+    return yaml.safe_load(NIGHTLY.read_text())["jobs"]
+
+
+def _newest_patches() -> dict[str, str]:
+    """minor -> the newest patch the embedded cluster models (the releases last checked)."""
+    from pytest_istiolab.embedded.install.releases import MODELLED_VERSIONS
+    newest: dict[str, str] = {}
+    for version in MODELLED_VERSIONS:
+        minor = version.rsplit(".", 1)[0]
+        if minor not in newest or _key(version) > _key(newest[minor]):
+            newest[minor] = version
+    return newest
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def test_the_matrix_is_the_manuals_version_and_the_newest_patch_of_each_line() -> None:
+    matrix = _jobs()["labs"]["strategy"]["matrix"]
+    assert set(matrix["istio"]) == {"1.26.0", *_newest_patches().values()}
+    env = _jobs()["upgrade"]["env"]
+    newest = _newest_patches()
+    assert (env["OLD"], env["NEW"]) == (newest["1.25"], newest["1.26"])
+
+
+def test_kind_node_images_are_pinned_by_digest_and_one_job_runs_kubernetes_1_33() -> None:
+    text = NIGHTLY.read_text()
+    images = re.findall(r"kindest/node:v[0-9.]+[^\s\"\]]*", text)
+    assert images, "no kind node image named"
+    for image in images:
+        assert re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
+    include = _jobs()["labs"]["strategy"]["matrix"]["include"]
+    assert any(entry["istio"].startswith("1.27.") and
+               _key(re.search(r":v([0-9.]+)@", entry["node"])[1])[:2] >= (1, 33)
+               for entry in include), include
