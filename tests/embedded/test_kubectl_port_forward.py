@@ -101,8 +101,11 @@ def test_port_forward_to_an_app_port(mesh: tuple[Kit, Kubectl]) -> None:
     fwd = _forward(kubectl, "svc/details", f"{port}:9080")
     try:
         answer = httpx.get(f"http://127.0.0.1:{port}/details/0", timeout=HTTP_TIMEOUT)
+    except httpx.HTTPError as exc:
+        pytest.fail(f"{exc!r}; kubectl printed {fwd.lines} {fwd.stop()}")
     finally:
-        fwd.stop()
+        if fwd.proc.poll() is None:
+            fwd.stop()
     assert answer.status_code == 200 and answer.json()["id"] == 0
 
 

@@ -66,8 +66,12 @@ class Tunnel:
                 self._close(fwd)
 
     async def _send(self, raw: bytes) -> None:
-        if not self.ws.closed:
+        if self.ws.closed:
+            return
+        try:
             await self.ws.send_bytes(raw)
+        except ConnectionResetError:  # kubectl went away mid-write (aiohttp's closing transport)
+            pass
 
     async def _frame(self, frame: spdy.Frame) -> None:
         if not frame.control:
