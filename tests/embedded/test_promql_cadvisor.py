@@ -24,7 +24,8 @@ import pytest
 from test_promql_dashboards import T, _board, _counter, _eval, _one
 
 from pytest_istiolab.embedded.workloads import cadvisor, promql
-from pytest_istiolab.embedded.workloads.cadvisor import CpuCounter, Gauge
+from pytest_istiolab.embedded.workloads.cadvisor import CpuCounter
+from pytest_istiolab.embedded.workloads.promql import Const
 
 PERF = "Istio Performance Dashboard"
 MiB = 2**20
@@ -41,7 +42,7 @@ def _cpu(where, container, charges, idle=0.003):
 
 def _mem(where, container, mib):
     return ({"__name__": "container_memory_working_set_bytes", **where, "container": container},
-            Gauge(mib * MiB, T - 600))
+            Const(mib * MiB, T - 600))
 
 
 class Cluster(promql.Source):

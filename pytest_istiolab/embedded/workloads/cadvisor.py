@@ -92,18 +92,6 @@ class CpuCounter:
         return [(t, self.at(t) or 0.0) for t in sorted(times) if t >= self.since]
 
 
-@dataclass
-class Gauge:
-    value: float
-    since: float
-
-    def at(self, when: float) -> float | None:
-        return self.value if when >= self.since else None
-
-    def window(self, start: float, end: float) -> list[tuple[float, float]]:
-        return [(max(start, self.since), self.value)] if end >= self.since else []
-
-
 def _time(raw: Any) -> float:
     try:
         return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
@@ -185,4 +173,4 @@ def series(runtime: Runtime, node: Obj, base: dict[str, str]
             yield ({**labels, "__name__": "container_cpu_usage_seconds_total", "cpu": "total"},
                    CpuCounter(since, idle, work))
             yield ({**labels, "__name__": "container_memory_working_set_bytes"},
-                   Gauge(memory.of(container), since))
+                   promql.Const(memory.of(container), since))

@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -55,25 +54,12 @@ from ..mesh.config import namespace_of
 from ..mesh.topology import container_named, pod_ip, pod_labels, pod_ready
 from . import cadvisor, promql
 from .base import AppContext, AppRequest, AppResponse, json_response, text_response
+from .promql import Const
 
 Obj = dict[str, Any]
 VERSION = "3.2.1"
 REVISION = "804c49d58f3f3784c77c9c8ec17c9062092cae27"  # tag v3.2.1
 SCRAPE_INTERVAL = "15s"
-
-
-@dataclass
-class Const:
-    """A series whose value is fixed from ``since`` on (a gauge the model does not vary)."""
-
-    value: float
-    since: float
-
-    def at(self, when: float) -> float | None:
-        return self.value if when >= self.since else None
-
-    def window(self, start: float, end: float) -> list[tuple[float, float]]:
-        return [(max(start, self.since), self.value)] if end >= self.since else []
 
 
 def _started(pod: Obj) -> float:

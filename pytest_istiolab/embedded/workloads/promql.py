@@ -38,6 +38,20 @@ LOOKBACK = 300.0  # Prometheus's default lookback delta (5m)
 SCRAPE_INTERVAL = 15.0  # the addon's global scrape_interval: irate's two samples
 
 
+@dataclass
+class Const:
+    """A series whose value is fixed from ``since`` on (a gauge the model does not vary)."""
+
+    value: float
+    since: float
+
+    def at(self, when: float) -> float | None:
+        return self.value if when >= self.since else None
+
+    def window(self, start: float, end: float) -> list[tuple[float, float]]:
+        return [(max(start, self.since), self.value)] if end >= self.since else []
+
+
 class Unsupported(ValueError):
     """A valid query using PromQL the model does not evaluate."""
 
