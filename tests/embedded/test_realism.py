@@ -217,3 +217,34 @@ def test_without_the_profile_writes_and_watches_are_kind(tmp_path: Path) -> None
             "name": f"n{i}"}}).status_code for i in range(40)}
         assert codes == {201}
         assert cluster.runtime.realism is None
+
+
+def test_a_proxy_with_old_endpoints_gets_refused_by_the_pod_a_rollout_removed() -> None:
+    """Rollouts: until the new Endpoints reach a client's sidecar it still sends to the old pod's
+    address, and that pod is gone: the connection is refused, 503 ``UF`` after the default
+    retries (``URX``), then the new pod answers once the push arrived."""
+    kit = Kit(seed=8)
+    old = kit.httpbin()
+    client = kit.pod("client", "default", "curlimages/curl:8.14.1", {"app": "client"})
+    kit.rt.realism = Realism(seed=8, push_delay=(0.8, 1.2), **QUIET)
+    url = "http://httpbin:8000/status/200"
+    assert request_from_pod(kit.rt, client, "GET", url).status == 200
+    kit.delete("", "pods", old["metadata"]["name"])
+    kit.workload("httpbin", "default", "docker.io/mccutchen/go-httpbin:v2.15.0", 8080, None,
+                 version="v2")
+    stale = request_from_pod(kit.rt, client, "GET", url)
+    assert (stale.status, stale.response_flags) == (503, "UF,URX"), \
+        "the old pod's address refuses: the sidecar's retries find no other endpoint"
+    assert b"connection failure" in stale.body
+    assert poll_until(lambda: request_from_pod(kit.rt, client, "GET", url).status == 200,
+                      timeout=5, interval=0.02)
+
+
+def test_without_the_profile_a_rollout_is_seen_at_once() -> None:
+    kit = Kit(seed=8)
+    old = kit.httpbin()
+    client = kit.pod("client", "default", "curlimages/curl:8.14.1", {"app": "client"})
+    kit.delete("", "pods", old["metadata"]["name"])
+    kit.workload("httpbin", "default", "docker.io/mccutchen/go-httpbin:v2.15.0", 8080, None,
+                 version="v2")
+    assert request_from_pod(kit.rt, client, "GET", "http://httpbin:8000/status/200").status == 200

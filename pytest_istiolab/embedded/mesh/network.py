@@ -6,6 +6,12 @@
 * a modelled public address (``internet``): that host, seen from the cluster's egress IP;
 * anything else: connection refused (unreachable addresses are not modelled further).
 
+Where a connection lands is a fact of the network now, not of anyone's configuration: under the
+realism profile a proxy may still route by an older config (:mod:`.config`) whose endpoints
+include a pod a rollout has since removed; a connection to that address is refused (the proxy
+answers 503 ``UF`` and retries another endpoint as its retry policy allows), it never reaches
+the pod that is gone. kube-proxy's own rule sync is not delayed.
+
 An application that listens on nothing modelled on that port refuses the connection.
 The Envoys that take a connection (a gateway, a sidecar's inbound side) and an
 application's own outbound requests are reached through ``flow.hops``, so this module
@@ -17,6 +23,7 @@ from __future__ import annotations
 from ..workloads import app_for, external
 from ..workloads.base import AppContext, AppRequest
 from . import internet
+from .config import Snapshot, snapshot
 from .flow import Flow, Peer, failed
 from .headers import Headers
 from .model import Request, Response
@@ -27,7 +34,7 @@ PROXY_PORTS = (15000, 15001, 15004, 15006, 15020, 15021, 15090)
 
 def connect(flow: Flow, ip: str, port: int, request: Request, client: Peer, start: float,
             deadline: float | None) -> Response:
-    snap = flow.snap
+    snap = _live(flow)
     pod = snap.pods_by_ip.get(ip)
     if pod is not None:
         return to_pod(flow, pod, port, request, client, start, deadline)
@@ -45,8 +52,21 @@ def connect(flow: Flow, ip: str, port: int, request: Request, client: Peer, star
     return failed("connect", start, message="Could not connect to server")
 
 
+def _live(flow: Flow) -> Snapshot:
+    """The cluster as it is now (the flow's own view may be a proxy's older config)."""
+    return flow.snap if flow.runtime.realism is None else snapshot(flow.runtime)
+
+
+def _still_there(flow: Flow, pod: dict) -> bool:
+    """Whether the pod an (older) config names still runs at its address."""
+    live = _live(flow).pods_by_ip.get((pod.get("status") or {}).get("podIP") or "")
+    return live is not None and live["metadata"].get("uid") == pod["metadata"].get("uid")
+
+
 def to_pod(flow: Flow, pod: dict, port: int, request: Request, client: Peer, start: float,
            deadline: float | None) -> Response:
+    if flow.runtime.realism is not None and not _still_there(flow, pod):
+        return failed("connect", start, message="Could not connect to server")
     if is_gateway(pod):
         return flow.hops.gateway(flow, pod, port, request, client, start, deadline)
     if has_sidecar(pod) and port not in PROXY_PORTS:
