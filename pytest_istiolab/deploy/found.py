@@ -13,6 +13,7 @@ from typing import Any
 from pytest_istiolab.deploy.controlplane import pod_revision
 from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE, FoundIstio, find_istio
 from pytest_istiolab.kube import Kube
+from pytest_istiolab.kube.containers import running_containers
 
 PROXY_CONTAINER = "istio-proxy"
 REVISION_LABEL = "istio.io/rev"
@@ -33,11 +34,9 @@ def proxy_pods(kube: Kube, namespace: str) -> dict[str, dict[str, str]]:
     """The ``istio-proxy`` image and revision of each of the namespace's pods, by pod uid."""
     found: dict[str, dict[str, str]] = {}
     for pod in kube.pods(namespace):
-        spec, meta = pod.get("spec") or {}, pod["metadata"]
+        meta = pod["metadata"]
         revision = pod_revision(pod) or "default"
-        containers = list(spec.get("containers") or []) + [
-            c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
-        for container in containers:
+        for container in running_containers(pod):
             if container.get("name") == PROXY_CONTAINER and container.get("image"):
                 found[str(meta.get("uid") or f"{namespace}/{meta['name']}")] = {
                     "image": str(container["image"]), "revision": str(revision)}

@@ -12,8 +12,8 @@ Models, in-process on 127.0.0.1, what the nine labs of the Istio 1.26 lab manual
   ClusterIPs and NodePorts, Endpoints, one Node at 127.0.0.1.
 * An ``istioctl`` console program for the commands the labs and an upgrade use, one per
   modelled release (1.25.5, 1.26.0, 1.26.8, 1.27.9: installs, upgrades in place and by
-  revision; :mod:`.install.releases` lists what differs between them and what is not
-  modelled, e.g. 1.27's native sidecars; the data plane model is 1.26's for all).
+  revision; :mod:`.install.releases` lists what differs between them, e.g. 1.27's native
+  sidecars, and what is not modelled; the data plane model is 1.26's for all).
 * The Istio data plane as pure functions from the Istio config in the store to the outcome
   of a request, with simulated (virtual) time.
 

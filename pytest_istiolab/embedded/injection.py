@@ -19,18 +19,27 @@ If the webhook configuration exists but the ``istiod`` Service does not (e.g. ``
 was deleted without uninstalling), a pod that needs injection is rejected with the 500
 error kube-apiserver gives when it cannot call the webhook (``failurePolicy: Fail``).
 
+Native sidecars, as 1.27's ``ENABLE_NATIVE_SIDECARS=auto`` decides them
+(``DetectNativeSidecar``): on when the proxy image's release has the feature on by default
+(:attr:`.install.releases.Release.native_sidecars`) and every node's kubelet is >= 1.33 (the
+embedded node reports v1.33.1); the pod annotation ``sidecar.istio.io/nativeSidecar``
+(``"true"``/``"false"``) overrides it on every release. ``istio-proxy`` then goes into
+``initContainers`` right after ``istio-init``, ahead of the pod's own init containers.
+
 The template itself lives in :mod:`.install.sidecar`. Not modelled: injection templates and
-custom-template annotations, native sidecars (1.27 on Kubernetes >= 1.33), CNI.
+custom-template annotations, CNI.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
 import yaml
 
+from .install.releases import RELEASES
 from .install.sidecar import (
     HUB,
     SidecarValues,
@@ -40,11 +49,14 @@ from .install.sidecar import (
     sidecar_volumes,
     status_annotation,
 )
+from .podspec import proxy_of
 from .runtime import Runtime
 
 Obj = dict[str, Any]
 STATUS = "sidecar.istio.io/status"
 INJECT = "sidecar.istio.io/inject"
+NATIVE = "sidecar.istio.io/nativeSidecar"
+NATIVE_MIN_KUBELET_MINOR = 33  # DetectNativeSidecar's minVersion (stable in Kubernetes 1.33)
 WEBHOOK = "istio-sidecar-injector"
 IGNORED_NAMESPACES = ("kube-system", "kube-public")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
@@ -56,8 +68,7 @@ def is_injected(pod: Obj) -> bool:
     meta = pod.get("metadata") or {}
     if STATUS in (meta.get("annotations") or {}):
         return True
-    return any(c.get("name") == "istio-proxy" for c in (pod.get("spec") or {}).get(
-        "containers") or [])
+    return proxy_of(pod) is not None
 
 
 def injection_required(namespace_labels: dict[str, str], pod: Obj, namespace: str,
@@ -118,8 +129,14 @@ def inject_pod(pod: Obj, values: SidecarValues, workload: str | None = None,
     if workload is None or owner is None:
         workload, owner = workload_of(pod)
     apps = [c for c in spec.get("containers") or [] if c.get("name") != "istio-proxy"]
-    spec["initContainers"] = [init_container(values), *(spec.get("initContainers") or [])]
-    spec["containers"] = [*apps, proxy_container(values, apps, workload, owner)]
+    flag = str((meta.get("annotations") or {}).get(NATIVE, "")).lower()
+    native = flag == "true" or (flag != "false" and values.native)
+    if native != values.native:
+        values = dataclasses.replace(values, native=native)
+    proxy = proxy_container(values, apps, workload, owner)
+    own_inits = [c for c in spec.get("initContainers") or [] if c.get("name") != "istio-proxy"]
+    spec["initContainers"] = [init_container(values), *([proxy] if native else []), *own_inits]
+    spec["containers"] = apps if native else [*apps, proxy]
     names = {v.get("name") for v in spec.get("volumes") or []}
     spec["volumes"] = [*(spec.get("volumes") or []),
                        *(v for v in sidecar_volumes() if v["name"] not in names)]
@@ -138,8 +155,30 @@ def inject_pod(pod: Obj, values: SidecarValues, workload: str | None = None,
     ann.setdefault("prometheus.io/path", "/stats/prometheus")
     ann.setdefault("prometheus.io/port", "15020")
     ann.setdefault("prometheus.io/scrape", "true")
-    ann[STATUS] = status_annotation(values.revision)
+    ann[STATUS] = status_annotation(values.revision, native)
     return pod
+
+
+def native_by_default(proxy_version: str, kubelet_versions: list[str]) -> bool:
+    """``ENABLE_NATIVE_SIDECARS=auto``: the release turns it on and every node's kubelet is
+    >= 1.33 (a version that does not parse counts as too old, as in ``DetectNativeSidecar``)."""
+    found = RELEASES.get(proxy_version.lstrip("v"))
+    if found is None or not found.native_sidecars or not kubelet_versions:
+        return False
+    return all(_kubelet_minor(v) >= NATIVE_MIN_KUBELET_MINOR for v in kubelet_versions)
+
+
+def _kubelet_minor(version: str) -> int:
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def kubelet_versions(nodes: list[Obj]) -> list[str]:
+    return [str((((n.get("status") or {}).get("nodeInfo")) or {}).get("kubeletVersion") or "")
+            for n in nodes]
 
 
 # ------------------------------------------------------------ cluster side
@@ -173,8 +212,11 @@ def cluster_values(runtime: Runtime, revision: str = "default") -> SidecarValues
     store = runtime.store
     cms = store.resource_type("", "configmaps")
     suffix = "" if revision == "default" else f"-{revision}"
-    return values_from_configmaps(store.try_get(cms, "istio-system", WEBHOOK + suffix),
-                                  store.try_get(cms, "istio-system", "istio" + suffix))
+    values = values_from_configmaps(store.try_get(cms, "istio-system", WEBHOOK + suffix),
+                                    store.try_get(cms, "istio-system", "istio" + suffix))
+    nodes = store.list(store.resource_type("", "nodes"), None, None)[0]
+    values.native = native_by_default(values.version, kubelet_versions(nodes))
+    return values
 
 
 def _revisions(runtime: Runtime) -> tuple[set[str], dict[str, str]]:
@@ -282,7 +324,7 @@ def kube_inject_object(doc: Obj, values: SidecarValues) -> Obj:
         group = "v1"
     owner = f"kubernetes://apis/{group}/namespaces/{{ns}}/{kind.lower()}s/{name}"
     injected = inject_pod(template, values, name, owner)
-    for env in injected["spec"]["containers"][-1]["env"]:
+    for env in (proxy_of(injected) or {}).get("env") or []:
         if env["name"] == "ISTIO_META_OWNER":
             ns = (doc.get("metadata") or {}).get("namespace") or "default"
             env["value"] = env["value"].replace("{ns}", ns)

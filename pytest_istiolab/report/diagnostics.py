@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from pytest_istiolab.cluster import ClusterSession
+from pytest_istiolab.kube.containers import has_sidecar, ready_column, running_containers
 from pytest_istiolab.security import redact_secret
 
 DIAGNOSTICS_LIMIT = 20_000   # characters per failed test, all parts together
@@ -133,10 +134,8 @@ def _pods_and_logs(session: ClusterSession, namespace: str) -> str:
     for pod in kube.pods(namespace):
         name = pod["metadata"]["name"]
         status = pod.get("status") or {}
-        ready = [s.get("ready") for s in status.get("containerStatuses") or []]
-        lines.append(f"pod {name}: {status.get('phase')}, {sum(map(bool, ready))}/{len(ready)} "
-                     "ready")
-        for container in (pod.get("spec") or {}).get("containers", []):
+        lines.append(f"pod {name}: {status.get('phase')}, {ready_column(pod)} ready")
+        for container in running_containers(pod):
             tail = _log_tail(session, namespace, name, container["name"])
             if tail.strip():
                 lines.append(f"  logs {container['name']} (last {LOG_TAIL_LINES} lines):")
@@ -167,10 +166,7 @@ def _events(session: ClusterSession, namespace: str) -> str:
 def _has_sidecar(pod: dict[str, Any]) -> bool:
     """``istio-proxy`` in ``containers``, or a native sidecar (a restartable init container:
     Istio 1.27 on Kubernetes >= 1.33)."""
-    spec = pod.get("spec") or {}
-    return any(c.get("name") == "istio-proxy" for c in spec.get("containers") or []) or any(
-        c.get("name") == "istio-proxy" and c.get("restartPolicy") == "Always"
-        for c in spec.get("initContainers") or [])
+    return has_sidecar(pod)
 
 
 def client_pod(pods: list[dict[str, Any]]) -> str | None:

@@ -33,6 +33,7 @@ import httpx
 
 from pytest_istiolab.errors import ClusterError
 from pytest_istiolab.kube import Kube, PortForwardRelay
+from pytest_istiolab.kube.containers import running_containers
 from pytest_istiolab.kube.status import is_pod_ready, is_terminating
 from pytest_istiolab.timeouts import Timeouts
 
@@ -92,7 +93,7 @@ def container_port(pod: Obj, target: int | str) -> int:
     """A Service targetPort (a number or a container port name) as a port number."""
     if isinstance(target, int) or str(target).isdigit():
         return int(target)
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in running_containers(pod):
         for port in container.get("ports") or []:
             if port.get("name") == target:
                 return int(port["containerPort"])

@@ -54,11 +54,6 @@ def test_each_release_renders_its_images_labels_and_crd_storage(version: str,
     assert {o["metadata"]["labels"]["operator.istio.io/version"] for o in objs} == {version}
 
 
-def test_1_27_says_that_native_sidecars_are_not_modelled() -> None:
-    assert any("native sidecars" in n for n in resolve("demo", {}, None, "1.27.9").notices)
-    assert not any("native sidecars" in n for n in resolve("demo", {}, None, NEW).notices)
-
-
 def test_a_revisioned_install_names_its_control_plane_after_the_revision() -> None:
     objs = render_install("default", {"revision": "1-26-8"})
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}

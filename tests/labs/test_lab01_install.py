@@ -19,6 +19,7 @@ import pytest
 
 from pytest_istiolab import waiting
 from pytest_istiolab.kube import api_resources
+from pytest_istiolab.kube.containers import has_sidecar
 
 pytestmark = [pytest.mark.lab(1)]
 
@@ -93,8 +94,7 @@ def test_client_control_plane_and_data_plane_versions_agree(istio, kube, cluster
     def running_proxies() -> set[tuple[str, str]]:
         return {(p["metadata"]["namespace"], p["metadata"]["name"])
                 for p in kube.list("v1", "Pod")
-                if any(c["name"] == "istio-proxy" for c in p["spec"]["containers"])
-                and (p.get("status") or {}).get("phase") == "Running"}
+                if has_sidecar(p) and (p.get("status") or {}).get("phase") == "Running"}
 
     def agree():  # type: ignore[no-untyped-def]
         before = running_proxies()

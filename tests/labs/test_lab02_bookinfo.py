@@ -23,6 +23,13 @@ import pytest
 from pytest_istiolab import waiting
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES, pod_revision
 from pytest_istiolab.kube import Applier, Namespaces
+from pytest_istiolab.kube.containers import (
+    app_containers,
+    container,
+    has_sidecar,
+    init_containers,
+    ready_column,
+)
 
 pytestmark = [pytest.mark.lab(2), pytest.mark.requires("ingress-gateway")]
 
@@ -57,12 +64,12 @@ def test_service_is_cluster_ip_on_9080(bookinfo, kube, service):
 @pytest.mark.check("L2-C02")
 @pytest.mark.parametrize("deployment", BOOKINFO_DEPLOYMENTS)
 def test_pod_runs_with_its_sidecar_2_of_2(bookinfo, kube, deployment):
+    """READY as ``kubectl get pods`` counts it: on Istio 1.27 (Kubernetes >= 1.33) the sidecar
+    is a restartable init container, and kubectl still shows ``2/2``."""
     app, version = deployment.rsplit("-", 1)
     pods = kube.pods(bookinfo.namespace, f"app={app},version={version}")
     assert len(pods) == 1
-    statuses = pods[0]["status"]["containerStatuses"]
-    ready = sum(1 for s in statuses if s["ready"])
-    assert (pods[0]["status"]["phase"], f"{ready}/{len(statuses)}") == ("Running", "2/2")
+    assert (pods[0]["status"]["phase"], ready_column(pods[0])) == ("Running", "2/2")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +78,9 @@ def productpage_pod(bookinfo, kube):
 
 
 def _container(pod, name):
-    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+    found = container(pod, name)
+    assert found is not None, f"no running container {name} in {pod['metadata']['name']}"
+    return found
 
 
 def _env(container):
@@ -80,9 +89,12 @@ def _env(container):
 
 @pytest.mark.check("L2-C03")
 def test_productpage_has_init_app_and_proxy_containers(productpage_pod):
-    assert [c["name"] for c in productpage_pod["spec"].get("initContainers", [])] == ["istio-init"]
-    assert [c["name"] for c in productpage_pod["spec"]["containers"]] == ["productpage",
-                                                                          "istio-proxy"]
+    """``istio-init``, ``productpage`` and ``istio-proxy``: on Istio 1.26 the proxy is the
+    last of ``containers``; on 1.27 (Kubernetes >= 1.33) it is a native sidecar, the init
+    container after ``istio-init`` with ``restartPolicy: Always``."""
+    assert init_containers(productpage_pod) == ["istio-init"]
+    assert [c["name"] for c in app_containers(productpage_pod)] == ["productpage"]
+    assert has_sidecar(productpage_pod)
     app = _container(productpage_pod, "productpage")
     assert [p["containerPort"] for p in app["ports"]] == [9080]
 
@@ -207,7 +219,8 @@ def test_a_pod_in_an_unlabelled_namespace_gets_no_sidecar(bookinfo, kube, istio_
         Applier(kube, name)("samples/sleep/sleep.yaml")
         kube.wait_for_deployments(name, ["sleep"])
         [pod] = kube.pods(name, "app=sleep")
-        containers = [c["name"] for c in pod["spec"]["containers"]]
+        containers = [c["name"] for c in app_containers(pod)] + (
+            ["istio-proxy"] if has_sidecar(pod) else [])
         init = [c["name"] for c in pod["spec"].get("initContainers") or []]
         assert (containers, init) == (["sleep"], []), (
             f"sleep in unlabelled namespace {name}: containers {containers}, init {init}")

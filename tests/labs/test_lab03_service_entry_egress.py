@@ -44,6 +44,7 @@ import pytest
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, MeshWide, Sleep
 from pytest_istiolab.kube import Applier
+from pytest_istiolab.kube.containers import ready_column
 from pytest_istiolab.report import reporting
 from pytest_istiolab.traffic import AccessLogEntry, CurlResult, ProxyLog
 from pytest_istiolab.waiting import eventually
@@ -254,8 +255,8 @@ def _live_pods(kube, namespace, selector=None):
 
 
 def _ready_and_phase(pod):
-    statuses = pod["status"].get("containerStatuses") or []
-    return f"{sum(1 for s in statuses if s['ready'])}/{len(statuses)}", pod["status"]["phase"]
+    """``kubectl get pods``' READY and STATUS (a native sidecar counts in READY: Istio 1.27)."""
+    return ready_column(pod), pod["status"]["phase"]
 
 
 def _columns(kube, kind, namespace, *fields):

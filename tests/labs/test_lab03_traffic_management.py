@@ -39,6 +39,7 @@ import pytest
 
 from pytest_istiolab import traffic, waiting
 from pytest_istiolab.errors import ClusterError
+from pytest_istiolab.kube.containers import ready_column
 
 pytestmark = [pytest.mark.lab(3), pytest.mark.requires("ingress-gateway")]
 
@@ -329,9 +330,7 @@ def test_health_through_the_new_gateway(bookinfo, apply, cluster, ingress):
 def test_httpbin_runs_with_its_sidecar(httpbin, kube):
     pods = kube.pods(httpbin.namespace, "app=httpbin")
     assert [p["metadata"]["name"].startswith("httpbin-") for p in pods] == [True]
-    statuses = pods[0]["status"]["containerStatuses"]
-    ready = sum(1 for s in statuses if s["ready"])
-    assert (pods[0]["status"]["phase"], f"{ready}/{len(statuses)}") == ("Running", "2/2")
+    assert (pods[0]["status"]["phase"], ready_column(pods[0])) == ("Running", "2/2")
 
 
 @pytest.mark.check("L3.5-C02")

@@ -34,6 +34,7 @@ from pytest_istiolab import waiting
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import MeshWide, kube_injected
 from pytest_istiolab.kube import Applier, ExecResult, manifests
+from pytest_istiolab.kube.containers import ready_column, running_containers
 from pytest_istiolab.traffic import curl_argv
 
 pytestmark = [pytest.mark.lab(7)]
@@ -126,11 +127,10 @@ def eventually(cluster: ClusterSession, check: Callable[[], object], description
 def _pods_are(cluster: ClusterSession, namespace: str, containers: int) -> None:
     pods = [p for p in cluster.kube.pods(namespace) if not p["metadata"].get("deletionTimestamp")]
     assert pods, f"no pods in {namespace}"
-    for pod in pods:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        assert len(pod["spec"]["containers"]) == containers, \
-            f"{pod['metadata']['name']} has {len(pod['spec']['containers'])} containers"
-        assert len(statuses) == containers and all(s.get("ready") for s in statuses), \
+    for pod in pods:  # a native sidecar (Istio 1.27) counts as a container, as kubectl does
+        running = len(running_containers(pod))
+        assert running == containers, f"{pod['metadata']['name']} has {running} containers"
+        assert ready_column(pod) == f"{containers}/{containers}", \
             f"{pod['metadata']['name']} is not {containers}/{containers} ready"
 
 

@@ -44,12 +44,18 @@ POD_COLUMNS: list[Column] = [("Name", "string", 0), ("Ready", "string", 0),
 
 
 def pod_row(obj: Obj, now: float) -> list[Any]:
+    """kubectl's ``printPod``: native sidecars (restartable init containers) count in READY
+    once started, beside ``containers`` (``2/2`` for a pod with Istio 1.27's sidecar)."""
     spec, status = _spec(obj), _status(obj)
+    sidecars = _restartable(spec)
     statuses = status.get("containerStatuses") or []
-    ready = sum(1 for cs in statuses if cs.get("ready"))
+    started = [cs for cs in status.get("initContainerStatuses") or []
+               if cs.get("name") in sidecars and cs.get("started")]
+    ready = sum(1 for cs in [*started, *statuses] if cs.get("ready"))
     restarts = sum(int(cs.get("restartCount", 0)) for cs in statuses)
     gates = spec.get("readinessGates") or []
-    return [_m(obj).get("name"), f"{ready}/{len(spec.get('containers') or [])}",
+    total = len(spec.get("containers") or []) + len(sidecars)
+    return [_m(obj).get("name"), f"{ready}/{total}",
             pod_phase_reason(obj), restarts, _age(obj, now), status.get("podIP") or NONE,
             spec.get("nodeName") or NONE, status.get("nominatedNodeName") or NONE,
             f"0/{len(gates)}" if gates else NONE]
@@ -61,9 +67,12 @@ def pod_phase_reason(obj: Obj) -> str:
     reason = status.get("reason") or status.get("phase") or "Pending"
     init_total = len(spec.get("initContainers") or [])
     initializing = False
+    sidecars = _restartable(spec)
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         term, wait = _state(cs, "terminated"), _state(cs, "waiting")
         if term is not None and term.get("exitCode") == 0:
+            continue
+        if cs.get("name") in sidecars and cs.get("started"):
             continue
         initializing = True
         if term is not None:
@@ -88,6 +97,11 @@ def pod_phase_reason(obj: Obj) -> str:
     if _m(obj).get("deletionTimestamp"):
         reason = "Terminating"
     return str(reason)
+
+
+def _restartable(spec: Obj) -> set[str]:
+    return {c.get("name", "") for c in spec.get("initContainers") or []
+            if c.get("restartPolicy") == "Always"}
 
 
 def _state(cs: Obj, name: str) -> Obj | None:

@@ -3,9 +3,11 @@
 Each reconcile moves a pod one visible step, so watchers see what they see on a real node:
 ``Pending`` (unscheduled) -> scheduled (``PodScheduled``, event ``Scheduled``) -> containers
 started (``Running``, ``Ready``, pull/create/start events per container, init containers
-``Completed``). A container whose image the embedded cluster does not model (see
-:mod:`..images`) never starts: ``ErrImagePull`` then ``ImagePullBackOff`` with ``Failed`` and
-``BackOff`` warning events whose message names what is modelled.
+``Completed``; a native sidecar, an init container with ``restartPolicy: Always``, keeps
+``running`` with ``started: true`` and counts for readiness). A container whose image the
+embedded cluster does not model (see :mod:`..images`) never starts: ``ErrImagePull`` then
+``ImagePullBackOff`` with ``Failed`` and ``BackOff`` warning events whose message names what
+is modelled.
 
 Under the realism profile (:mod:`..realism`) a started pod turns ``Ready`` only after a
 seeded delay (its readiness probes), and Endpoints follow.
@@ -20,6 +22,7 @@ import ipaddress
 import secrets
 
 from .. import images
+from ..podspec import is_restartable, running_containers
 from ..runtime import Runtime
 from ..store import StoreError
 from .events import EventRecorder
@@ -73,7 +76,8 @@ class PodLifecycle:
         started = now()
         init_statuses = [self._run_init(pod, c, started)
                          for c in pod["spec"].get("initContainers") or []]
-        init_ok = all(s["state"].get("terminated") for s in init_statuses)
+        init_ok = all(s["state"].get("terminated") or s.get("started")
+                      for s in init_statuses)
         statuses = [self._run(pod, c, started) if init_ok else _waiting(c, "PodInitializing")
                     for c in pod["spec"].get("containers") or []]
         running = init_ok and all(s["state"].get("running") for s in statuses)
@@ -81,6 +85,8 @@ class PodLifecycle:
         delayed = running and realism is not None
         if delayed:  # readiness comes later (see _become_ready)
             statuses = [{**s, "ready": False} for s in statuses]
+            init_statuses = [{**s, "ready": False} if s["state"].get("running") else s
+                             for s in init_statuses]
 
         def fill(cur: Obj) -> None:
             status = cur.setdefault("status", {})
@@ -93,7 +99,8 @@ class PodLifecycle:
                 status["initContainerStatuses"] = init_statuses
             ready = "True" if running and not delayed else "False"
             reason = "" if ready == "True" else "ContainersNotReady"
-            not_ready = [s["name"] for s in statuses if not s["ready"]]
+            not_ready = [s["name"] for s in [*init_statuses, *statuses]
+                         if not s["ready"] and not s["state"].get("terminated")]
             msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else ""
             status["conditions"] = [
                 condition("PodReadyToStartContainers", "True", previous=prev, probe_time=True),
@@ -118,10 +125,12 @@ class PodLifecycle:
             if cur["metadata"].get("uid", "") != uid or cur["metadata"].get("deletionTimestamp"):
                 return
             status = cur.get("status") or {}
-            for cs in status.get("containerStatuses") or []:
+            every = [*(status.get("initContainerStatuses") or []),
+                     *(status.get("containerStatuses") or [])]
+            for cs in every:
                 if (cs.get("state") or {}).get("running"):
                     cs["ready"] = True
-            if not all(cs.get("ready") for cs in status.get("containerStatuses") or []):
+            if not all(cs.get("ready") for cs in every):
                 return
             prev = status.get("conditions") or []
             status["conditions"] = [
@@ -137,8 +146,9 @@ class PodLifecycle:
         from ..workloads import container_started
 
         running = {s["name"] for s in statuses if s["state"].get("running")}
+        running |= {c["name"] for c in running_containers(pod) if is_restartable(c)}
         when = self.rt.clock.now()
-        for c in pod["spec"].get("containers") or []:
+        for c in running_containers(pod):
             if c["name"] in running:
                 container_started(self.rt, pod, c, when)
 
@@ -189,6 +199,8 @@ class PodLifecycle:
     def _run_init(self, pod: Obj, c: Obj, started: str) -> Obj:
         if not self._pull(pod, c):
             return _pull_failed(c)
+        if is_restartable(c):  # a native sidecar: started, and running beside the app
+            return self._run(pod, c, started)
         cid = _container_id()
         return {**_base(c), "containerID": cid, "ready": True, "started": False,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed",

@@ -138,12 +138,7 @@ def profile_spec(profile: str, version: str = ISTIO_VERSION) -> InstallSpec:
         comps.update(ingressGateways=False)
     elif profile == "empty":
         comps = dict.fromkeys(COMPONENTS, False)
-    spec = InstallSpec(profile, comps, mesh, values, version=version)
-    if spec.release.native_sidecars:
-        spec.notices.append(f"Istio {version} injects native sidecars on Kubernetes >= 1.33 "
-                            "(ENABLE_NATIVE_SIDECARS=auto); the embedded cluster does not model "
-                            "them and keeps istio-proxy in the pod's containers")
-    return spec
+    return InstallSpec(profile, comps, mesh, values, version=version)
 
 
 def parse_value(raw: Any) -> Any:

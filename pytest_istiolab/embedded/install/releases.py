@@ -14,13 +14,19 @@ Modelled differences:
   and 1.26, ``v1`` on 1.27;
 * every version string: ``istioctl version`` (client, control plane per istiod, data plane
   per proxy), the ``operator.istio.io/version`` and ``app.kubernetes.io/version`` labels,
-  image tags, ``istioctl proxy-status``'s VERSION column, the ``istio_build`` metric.
+  image tags, ``istioctl proxy-status``'s VERSION column, the ``istio_build`` metric;
+* 1.27's native sidecars (:attr:`Release.native_sidecars`): with ``ENABLE_NATIVE_SIDECARS``
+  at its 1.27 default ``auto`` and every node's kubelet >= 1.33 (the embedded node reports
+  v1.33.1), the injector (webhook and ``istioctl kube-inject``) puts ``istio-proxy`` into
+  ``initContainers`` right after ``istio-init`` with ``restartPolicy: Always`` and a
+  ``preStop`` drain hook (:mod:`.sidecar`); the kubelet model runs it beside the app
+  (``initContainerStatuses``: ``running``, ``started``, ``ready``), ``kubectl get pods`` counts
+  it in READY (``2/2``), and exec, logs, the data plane, metrics and ``istioctl`` find it there.
+  1.25 and 1.26 keep ``istio-proxy`` in ``containers`` (``ENABLE_NATIVE_SIDECARS=false``);
+  the ``sidecar.istio.io/nativeSidecar`` annotation overrides either default.
 
 Not modelled (a lab would observe them; listed so that nobody reads their absence as a
-finding): 1.27's native sidecars (``ENABLE_NATIVE_SIDECARS=auto`` puts ``istio-proxy`` into
-``initContainers`` with ``restartPolicy: Always`` on Kubernetes >= 1.33, which the embedded
-API server reports; the embedded injector keeps it in ``containers`` and ``istioctl install``
-of 1.27 says so); changes in Envoy's behaviour between the Envoy releases bundled with each
+finding): changes in Envoy's behaviour between the Envoy releases bundled with each
 Istio (the data plane model is that of 1.26); the injection template's other changes between
 1.25 and 1.27 (``files/injection-template.yaml``); the ingress-gateway chart changes of 1.27.
 During a canary every proxy runs with the default revision's mesh config (``istio``), not its
@@ -38,7 +44,7 @@ DEFAULT_VERSION = "1.26.0"
 class Release:
     version: str
     networking_storage: str
-    native_sidecars: bool = False  # on Kubernetes >= 1.33 (ENABLE_NATIVE_SIDECARS=auto)
+    native_sidecars: bool = False  # ENABLE_NATIVE_SIDECARS=auto: on with kubelets >= 1.33
 
     @property
     def minor(self) -> str:

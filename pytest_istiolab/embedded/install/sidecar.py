@@ -1,9 +1,16 @@
 """The Istio 1.26 sidecar template: ``istio-init``, ``istio-proxy`` and their volumes.
 
-Field for field what the 1.26 injector adds to a pod in sidecar mode (not native sidecars,
-REDIRECT interception). Values that depend on the installation (proxy resources, mesh ID,
-trust domain, cluster ID, revision) come from :class:`SidecarValues`, which the injector
-reads from the ``istio-sidecar-injector`` and ``istio`` ConfigMaps.
+Field for field what the 1.26 injector adds to a pod in sidecar mode (REDIRECT interception).
+Values that depend on the installation (proxy resources, mesh ID, trust domain, cluster ID,
+revision) come from :class:`SidecarValues`, which the injector reads from the
+``istio-sidecar-injector`` and ``istio`` ConfigMaps.
+
+Native sidecars (``SidecarValues.native``; Istio 1.27's ``ENABLE_NATIVE_SIDECARS=auto`` on a
+node whose kubelet is >= 1.33, or the ``sidecar.istio.io/nativeSidecar: "true"`` annotation):
+as the 1.27 template (``files/injection-template.yaml``) writes them, ``istio-proxy`` is an
+init container right after ``istio-init`` with ``restartPolicy: Always`` and a ``preStop``
+hook that drains Envoy (``pilot-agent request --debug-port=15020 POST drain``); the status
+annotation lists it among the init containers and ``"containers": null``.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class SidecarValues:
     log_level: str = "warning"
     component_log_level: str = "misc:error"
     image: str = PROXY_IMAGE
+    native: bool = False  # istio-proxy as a native sidecar (a restartable init container)
 
     @property
     def istiod(self) -> str:
@@ -148,8 +156,11 @@ def proxy_container(values: SidecarValues, app_containers: list[Obj], workload: 
                     owner: str) -> Obj:
     probe = {"httpGet": {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"},
              "timeoutSeconds": 3, "successThreshold": 1}
+    native: Obj = {"restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": [
+        "pilot-agent", "request", "--debug-port=15020", "POST", "drain"]}}}} \
+        if values.native else {}
     return {
-        "name": "istio-proxy", "image": values.image,
+        "name": "istio-proxy", "image": values.image, **native,
         "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local",
                  f"--proxyLogLevel={values.log_level}",
                  f"--proxyComponentLogLevel={values.component_log_level}",
@@ -200,7 +211,8 @@ def sidecar_volumes() -> list[Obj]:
     ]
 
 
-def status_annotation(revision: str) -> str:
-    return json.dumps({"initContainers": ["istio-init"], "containers": ["istio-proxy"],
+def status_annotation(revision: str, native: bool = False) -> str:
+    inits = ["istio-init", "istio-proxy"] if native else ["istio-init"]
+    return json.dumps({"initContainers": inits, "containers": None if native else ["istio-proxy"],
                        "volumes": list(SIDECAR_VOLUMES), "imagePullSecrets": None,
                        "revision": revision}, separators=(",", ":"))

@@ -16,6 +16,7 @@ Obj = dict[str, Any]
 # (apiVersion, kind) -> (plural, namespaced)
 KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "Namespace"): ("namespaces", False),
+    ("v1", "Node"): ("nodes", False),
     ("v1", "Pod"): ("pods", True),
     ("v1", "Service"): ("services", True),
     ("v1", "ConfigMap"): ("configmaps", True),

@@ -13,10 +13,16 @@ from typing import Any, TextIO
 
 import yaml
 
-from ..injection import kube_inject_documents, values_from_configmaps
+from ..injection import (
+    kube_inject_documents,
+    kubelet_versions,
+    native_by_default,
+    values_from_configmaps,
+)
 from ..install.istiod import default_validator, tag_webhook
 from ..install.profiles import ALL_PROFILES, ISTIO_VERSION, InstallSpec
 from ..install.releases import version_of_image
+from ..podspec import image_of, proxy_of
 from .backend import ApiError, Backend
 
 Obj = dict[str, Any]
@@ -36,9 +42,7 @@ class CommandError(Exception):
 def proxies(backend: Backend) -> list[Obj]:
     """Running pods that carry an Istio proxy (sidecars and gateways), all namespaces."""
     return [p for p in backend.list("v1", "Pod")
-            if (p.get("status") or {}).get("phase") == "Running"
-            and any(c.get("name") == "istio-proxy" for c in (p.get("spec") or {}).get(
-                "containers") or [])]
+            if (p.get("status") or {}).get("phase") == "Running" and proxy_of(p) is not None]
 
 
 def _ready(pod: Obj) -> bool:
@@ -49,8 +53,7 @@ def _ready(pod: Obj) -> bool:
 
 
 def _image(pod: Obj, container: str) -> str:
-    return next((c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []
-                 if c.get("name") == container), "")
+    return image_of(pod, container)
 
 
 def istiod_pods(backend: Backend, istio_ns: str, revision: str = "") -> list[Obj]:
@@ -283,6 +286,9 @@ def kube_inject(backend: Backend, text: str, out: TextIO, istio_ns: str,
         raise CommandError(f'failed to get injection config: configmaps "{missing}" not found '
                            f'in namespace "{istio_ns}" (is Istio installed?)')
     values = values_from_configmaps(injector, mesh)
+    # through the in-cluster injector (the default): native sidecars as the nodes allow
+    values.native = native_by_default(values.version,
+                                      kubelet_versions(backend.list("v1", "Node")))
     injected = kube_inject_documents(docs, values)
     out.write("---\n".join(yaml.safe_dump(d, sort_keys=False) for d in injected))
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..podspec import running_containers
 from .config import Snapshot, namespace_of, spec_of
 from .model import Endpoint
 
@@ -30,7 +31,8 @@ def pod_labels(pod: Obj) -> dict[str, str]:
 
 
 def containers(pod: Obj) -> list[Obj]:
-    return list(spec_of(pod).get("containers") or [])
+    """The pod's running containers, a native sidecar ``istio-proxy`` (Istio 1.27) included."""
+    return running_containers(pod)
 
 
 def container_named(pod: Obj, name: str) -> Obj | None:

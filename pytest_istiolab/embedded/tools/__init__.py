@@ -22,6 +22,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ..podspec import image_of
 from ..runtime import ExecResult, Runtime
 from ..workloads.kinds import curl_version, workload_kind
 from .curl import Curl
@@ -152,10 +153,7 @@ def _shell(runtime: Runtime, pod: Obj, container: str, image: str, shell: str, s
 
 
 def _image(pod: Obj, container: str) -> str:
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        if c.get("name") == container:
-            return str(c.get("image") or "")
-    return ""
+    return image_of(pod, container)
 
 
 def _has_shell(image: str) -> bool:

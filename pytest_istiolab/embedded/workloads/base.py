@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from ..mesh import telemetry
 from ..mesh.headers import Headers
 from ..mesh.model import Response
+from ..podspec import running_containers
 from ..runtime import Runtime
 
 Obj = dict[str, Any]
@@ -103,7 +104,7 @@ class AppContext:
         self.runtime.logs.append(self.namespace, self.pod_name, self.container, text, self.now)
 
     def env(self, name: str) -> str | None:
-        for c in (self.pod.get("spec") or {}).get("containers") or []:
+        for c in running_containers(self.pod):
             if c.get("name") == self.container:
                 for e in c.get("env") or []:
                     if e.get("name") == name and "value" in e:

@@ -128,7 +128,9 @@ def _running(pod: Obj) -> Iterable[tuple[Obj, float]]:
     status = pod.get("status") or {}
     if status.get("phase") != "Running":
         return
-    for cs in status.get("containerStatuses") or []:
+    # running init containers are native sidecars (Istio 1.27's istio-proxy)
+    for cs in [*(status.get("initContainerStatuses") or []),
+               *(status.get("containerStatuses") or [])]:
         running = (cs.get("state") or {}).get("running")
         if running is not None:
             yield cs, _time(running.get("startedAt") or status.get("startTime"))
