@@ -52,6 +52,7 @@ class Realism:
     retry_after: int = 1                               # the 429's Retry-After, in seconds
     _faults: random.Random = field(init=False, repr=False, compare=False)
     answered: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    _forced: list[int] = field(default_factory=list, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,12 +81,22 @@ class Realism:
     def watch_lifetime_of(self, serial: int) -> float:
         return self.draw(f"watch:{serial}", self.watch_lifetime)
 
+    def force_write_faults(self, *codes: int) -> None:
+        """Test control: the suite client's next writes answer ``codes`` (429 or 500), in order,
+        before the drawn faults resume."""
+        if not set(codes) <= {429, 500}:
+            raise ValueError(f"write faults are 429 or 500, not {codes}")
+        with self._lock:
+            self._forced.extend(codes)
+
     def write_fault(self) -> int | None:
         """429, 500 or None (the write goes through) for the next write of the suite's client."""
         with self._lock:
             x = self._faults.random()
             code = 429 if x < self.write_429 else 500 if x < self.write_429 + self.write_500 \
                 else None
+            if self._forced:
+                code = self._forced.pop(0)
             if code is not None:
                 self.answered[code] = self.answered.get(code, 0) + 1
         return code

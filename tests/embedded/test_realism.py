@@ -19,6 +19,7 @@ from pytest_istiolab.embedded.listeners import ListenerManager
 from pytest_istiolab.embedded.mesh import request_from_pod
 from pytest_istiolab.embedded.mesh.config import fully_pushed
 from pytest_istiolab.embedded.realism import Realism
+from pytest_istiolab.errors import ClusterError
 from pytest_istiolab.kube import Kube
 from pytest_istiolab.timeouts import EMBEDDED
 from pytest_istiolab.waiting import poll_until
@@ -248,3 +249,60 @@ def test_without_the_profile_a_rollout_is_seen_at_once() -> None:
     kit.workload("httpbin", "default", "docker.io/mccutchen/go-httpbin:v2.15.0", 8080, None,
                  version="v2")
     assert request_from_pod(kit.rt, client, "GET", "http://httpbin:8000/status/200").status == 200
+
+
+WIDGETS = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                            "type": "object",
+                            "properties": {"hosts": {"type": "array",
+                                                     "items": {"type": "string"}}}}}}}}]}}
+
+
+def _widget(spec: dict) -> dict:
+    return {"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "default"}, "spec": spec}
+
+
+def test_an_apply_that_meets_a_500_is_retried_but_a_rejected_body_is_not(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Lab 3's misspelt-field check under realism: server-side apply answers the schema
+    rejection with a 500 (as kube-apiserver does); the client took it for an etcd timeout and
+    retried it five times, so a 429 or 500 drawn for the last attempt replaced the message."""
+    realism = Realism(seed=5, **QUIET, retry_after=0)
+    with EmbeddedCluster(tmp_path, seed=5, realism=realism) as cluster:
+        kube = Kube(cluster.kubeconfig, "embedded", EMBEDDED)
+        try:
+            kube.apply([WIDGETS])  # served at once (the store registers it on create)
+            caplog.set_level("INFO", logger="pytest_istiolab.kube.client")
+            realism.force_write_faults(500)
+            kube.apply([_widget({"hosts": ["a"]})])  # the forced 500, then created
+            assert realism.answered == {500: 1}
+            assert len(_retries(caplog)) == 1
+            assert (kube.get("example.com/v1", "Widget", "w", "default") or {}).get("spec") \
+                == {"hosts": ["a"]}
+
+            caplog.clear()
+            realism.force_write_faults(500, 429)
+            with pytest.raises(ClusterError, match=r"failed to create typed patch object .*"
+                               r"\.spec\.hosst: field not declared in schema"):
+                kube.apply([_widget({"hosst": ["a"]})])
+            assert len(_retries(caplog)) == 2, "the forced 500 and 429 retried, not the 500 " \
+                "that rejects the body"
+            assert realism._forced == []
+
+            caplog.clear()
+            realism.force_write_faults(500)
+            with pytest.raises(ClusterError, match="metadata.name: Invalid value"):
+                kube.apply([{"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "Bad_Name", "namespace": "default"}}])
+            assert len(_retries(caplog)) == 1, "a 422 is not retried"
+        finally:
+            kube.close()
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
