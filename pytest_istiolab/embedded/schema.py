@@ -1,4 +1,5 @@
-"""Unknown-field detection for custom resources against their structural openAPIV3Schema.
+"""Unknown-field detection against a structural schema: a custom resource's openAPIV3Schema,
+or a built-in kind's from :mod:`.builtin_schemas`.
 
 What kube-apiserver does with a field a CRD's schema does not declare depends on the
 request's ``fieldValidation`` parameter:
@@ -33,9 +34,11 @@ _SKIP_TOP = ("apiVersion", "kind", "metadata")
 
 def schema_for(rt: ResourceType, obj: Obj) -> Obj | None:
     """The openAPIV3Schema of the version ``obj`` is written in (preferred version if none)."""
-    if not rt.schemas:
-        return None
     version = str(obj.get("apiVersion") or "").rpartition("/")[2]
+    if not rt.schemas:
+        from .builtin_schemas import schema_for_kind  # built-in kinds: from the client's models
+
+        return schema_for_kind(rt.group, version or rt.preferred_version, rt.kind)
     return rt.schemas.get(version) or rt.schemas.get(rt.preferred_version) or None
 
 

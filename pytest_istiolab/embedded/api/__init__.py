@@ -7,11 +7,12 @@ merge/JSON/strategic patches, a simplified server-side apply, ``pods/log`` (with
 and ``pods/exec`` over websockets (v5/v4 channel protocols), following
 ``reference/kubernetes-wire.md``.
 
-Custom resources are checked against their CRD's schema on writes (``fieldValidation``
-Strict/Warn/Ignore; server-side apply always strict; see :mod:`.writes`).
+Writes are checked for unknown fields (``fieldValidation`` Strict/Warn/Ignore; server-side
+apply always strict; see :mod:`.writes`): custom resources against their CRD's schema,
+built-in kinds against the kubernetes client's models (:mod:`..builtin_schemas`).
 
-Not modelled: authentication and RBAC (any token is accepted), schemas and field
-validation of built-in kinds (unknown fields are kept), aggregated discovery (kubectl
+Not modelled: authentication and RBAC (any token is accepted), the value validation of
+built-in kinds (a field's type, required fields, enums), aggregated discovery (kubectl
 falls back to the legacy documents), protobuf and CBOR, SPDY (``kubectl port-forward``,
 ``kubectl exec`` older than 1.30), ``pods/attach`` and ``pods/portforward``, managedFields
 and apply conflicts, ``propagationPolicy=Orphan``.

@@ -11,7 +11,8 @@ Custom resources are checked against their CRD's schema on every write (:mod:`..
 fields the schema does not declare fail the request with ``fieldValidation=Strict`` (400,
 ``strict decoding error``), are dropped with a ``Warning: 299`` header under ``Warn`` (the
 default) and silently under ``Ignore``; server-side apply always fails on them (500, "field
-not declared in schema"). Built-in kinds are not checked (no schemas are modelled for them).
+not declared in schema"). Built-in kinds are checked the same way against the schemas of
+:mod:`..builtin_schemas`.
 
 Every write of a kind or field the embedded cluster does not model (:mod:`..unmodelled`)
 also answers with a ``Warning: 299`` header naming what is ignored.
@@ -25,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import schema, unmodelled
+from .. import builtin_schemas, schema, unmodelled
 from ..resources import ResourceType
 from ..store import StoreError, now_rfc3339
 from . import apply as ssa
@@ -79,8 +80,9 @@ def validate_fields(request: web.Request, t: Target, obj: Obj) -> tuple[Obj, lis
     """Unknown fields of a custom resource under the request's ``fieldValidation``: the object
     to store and the warnings to send (raises for ``Strict``), with a warning for each
     thing the embedded cluster stores but does not model."""
-    warnings: list[str] = []
-    if not ssa.is_builtin(t.rt):
+    if schema.schema_for(t.rt, obj) is None:
+        warnings = [builtin_schemas.unchecked_warning(t.rt.kind, t.rt.api_version())]
+    else:
         obj, warnings = schema.enforce_field_validation(t.rt, obj,
                                                         request.query.get("fieldValidation"))
     return obj, warnings + not_modelled(t, obj)
@@ -229,11 +231,11 @@ async def _apply(request: web.Request, ctx: ApiContext, t: Target) -> web.Respon
     if (config.get("metadata") or {}).get("name", name) != name:
         raise bad_request("the name of the object does not match the name on the URL")
     config = ssa.clean_config(config)
-    if not ssa.is_builtin(t.rt):  # apply is strict whatever fieldValidation says
-        meta = {**(config.get("metadata") or {}), "name": name}
-        if t.namespace:
-            meta["namespace"] = t.namespace
-        schema.enforce_field_validation(t.rt, {**config, "metadata": meta}, apply=True)
+    meta = {**(config.get("metadata") or {}), "name": name}
+    if t.namespace:
+        meta["namespace"] = t.namespace
+    # apply is strict whatever fieldValidation says
+    schema.enforce_field_validation(t.rt, {**config, "metadata": meta}, apply=True)
     current = ctx.store.try_get(t.rt, t.namespace, name)
     if current is None:
         return await _apply_create(request, ctx, t, config, manager)
