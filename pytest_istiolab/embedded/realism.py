@@ -13,6 +13,9 @@ ran against the kind version passes checks that are races on a real one. With a
   Gateway binding it has reached that gateway pod (before that: connection refused);
 * **readiness** — a started pod turns Ready after :attr:`Realism.ready_delay`; Endpoints
   follow readiness, so a Service has no backend for that long;
+* **rollouts** — a proxy whose config still lists a pod a rollout removed sends to its address
+  and is refused (503 ``UF``, retried on another endpoint by the default retry policy) until
+  the new Endpoints reach it (:mod:`.mesh.network`);
 * **API server** — a watch ends after :attr:`Realism.watch_lifetime` (clients resume from
   the last resourceVersion; too old a one gets 410 Expired, as always); a write of the
   suite's own client (the Python ``kubernetes`` client: ``OpenAPI-Generator`` User-Agent)
