@@ -218,7 +218,6 @@ def assert_half_aborted(statuses: list[int]) -> None:
 def test_a_fifty_percent_abort_hits_about_half_of_jasons_calls(jason_on_v2, apply, cluster,
                                                                sleep, tmp_path):
     """Beyond the manual: its faults are all at 100 %, so a mesh that ignored
-    ``percentage`` would pass Lab 5.1. The abort sample at 50 %: once aborts are seen (the
     ``percentage`` would pass Lab 5.1. The abort sample at 50 %: once both aborted and answered
     calls are seen (the 50 % route is in effect, not the 100 % abort or no fault before it),
     one sample of ``HALF_SAMPLES`` calls as jason is tested."""
