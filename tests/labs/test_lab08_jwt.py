@@ -46,6 +46,7 @@ PRINCIPAL = f"{DEMO_ISSUER}/{DEMO_ISSUER}"
 BAD_FORMAT = "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections"
 DENIED = "RBAC: access denied"
 MARK = "\n--istiolab-status-- "
+Case = tuple[int, str | None, str | None]  # (status, token, body)
 
 
 @dataclass
@@ -101,19 +102,30 @@ class JwtLab:
     def expect(self, status: int, token: str | None = None, body: str | None = None,
                path: str = "/headers") -> str:
         """Poll until the answer is ``status`` (and ``body``): policies take a moment to apply."""
+        return self.expect_all((status, token, body), path=path)[0]
+
+    def expect_all(self, *cases: Case, path: str = "/headers") -> list[str]:
+        """Poll until every case (status, token, body) answers as expected in one round; the
+        bodies. An answer the previous policies also give (a token accepted, no token let
+        through) proves nothing alone: beside it a case only the entered policies answer so
+        shows that they are in effect on httpbin's sidecar."""
         seen: list[str] = []
 
         def check() -> None:
-            code, text = self.curl(path, token)
-            seen[:] = [text]
-            assert code == status, f"HTTP {code}, expected {status}: {text[:200]!r}"
-            if body is not None:
-                assert text == body, f"body {text[:200]!r}, expected {body!r}"
+            seen.clear()
+            for status, token, body in cases:
+                code, text = self.curl(path, token)
+                seen.append(text)
+                who = "no token" if token is None else f"token {token[:16]}..."
+                assert code == status, f"{who}: HTTP {code}, expected {status}: {text[:200]!r}"
+                if body is not None:
+                    assert text == body, f"{who}: body {text[:200]!r}, expected {body!r}"
 
         t = self.cluster.timeouts
+        wanted = " and ".join(f"HTTP {status}" for status, _, _ in cases)
         waiting.eventually(check, timeout=t.eventually, interval=t.poll_interval,
-                           consecutive=t.consecutive, description=f"HTTP {status} from httpbin")
-        return seen[0]
+                           consecutive=t.consecutive, description=f"{wanted} from httpbin")
+        return list(seen)
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +161,11 @@ def test_invalid_token_is_rejected_with_401(jwt_lab):
 
 @pytest.mark.check("L8-C03")
 def test_no_token_still_passes_request_authentication(jwt_lab):
-    """RequestAuthentication alone: Istio's provider has allow_missing, so no token is 200."""
+    """RequestAuthentication alone: Istio's provider has allow_missing, so no token is 200
+    (polled beside ``invalidToken``'s 401: without the RequestAuthentication no token is 200
+    too)."""
     jwt_lab.enter("jwtra.yaml")
-    jwt_lab.expect(200)
+    jwt_lab.expect_all((401, "invalidToken", BAD_FORMAT), (200, None, None))
 
 
 @pytest.mark.check("L8-C04")
@@ -169,8 +183,9 @@ def test_policy_applied_and_token_carries_the_demo_claims(jwt_lab, kube):
 
 @pytest.mark.check("L8-C05")
 def test_valid_token_is_allowed_under_the_policy(jwt_lab):
+    """Polled beside no token's 403: without the policy the token passes too."""
     jwt_lab.enter("jwtra.yaml", "jwtap.yaml")
-    jwt_lab.expect(200, jwt_lab.token)
+    jwt_lab.expect_all((403, None, DENIED), (200, jwt_lab.token, None))
 
 
 @pytest.mark.check("L8-C06")
@@ -214,8 +229,7 @@ def test_groups_claim_condition(jwt_lab):
                                   "when": [{"key": "request.auth.claims[groups]",
                                             "values": ["group1"]}]}]}}
     jwt_lab.enter("jwtra.yaml", extra=policy)
-    jwt_lab.expect(200, issuer.groups_token())
-    jwt_lab.expect(403, issuer.demo_token(), DENIED)
+    jwt_lab.expect_all((403, issuer.demo_token(), DENIED), (200, issuer.groups_token(), None))
 
 
 @pytest.mark.check("L8-X05")
@@ -223,5 +237,5 @@ def test_verified_token_is_not_forwarded_to_the_application(jwt_lab):
     """Beyond the manual: without ``forwardOriginalToken`` Envoy removes the Authorization
     header after verifying it, so httpbin's ``/headers`` does not see the token."""
     jwt_lab.enter("jwtra.yaml", "jwtap.yaml")
-    body = jwt_lab.expect(200, jwt_lab.token)
+    _, body = jwt_lab.expect_all((403, None, DENIED), (200, jwt_lab.token, None))
     assert "Authorization" not in json.loads(body)["headers"]
