@@ -17,7 +17,7 @@ import copy
 from typing import Any
 
 from ..resources import BUILTIN_TYPES, ResourceType
-from .patch import merge_key, strategic_merge
+from .patch import merge_key
 
 Obj = dict[str, Any]
 _BUILTIN_KEYS = {t.key for t in BUILTIN_TYPES}
@@ -65,13 +65,20 @@ def _merge(live: Any, config: Any, path: tuple[str, ...], builtin: bool) -> Any:
 
 def _merge_list(live: Any, config: list, field: str, path: tuple[str, ...],
                 builtin: bool) -> list:
+    """A keyed list: the applied elements in the applied order (each merged with the live one
+    of its key, down to nested keyed lists such as a container's ports), then the live ones
+    the configuration does not name. So re-applying a configuration gives back the very list
+    it gave before, whatever was applied in between (a pod template's hash comes back too)."""
     key = merge_key(field, path) if builtin else None
     if key is None or not isinstance(live, list):
         return copy.deepcopy(config)
-    result = strategic_merge({field: live}, {field: config}, path)[field]
-    order = [e.get(key) for e in config if isinstance(e, dict)]
-    ranked = sorted((e for e in result if e.get(key) in order), key=lambda e: order.index(e[key]))
-    return ranked + [e for e in result if e.get(key) not in order]
+    if not all(isinstance(e, dict) for e in config):
+        return copy.deepcopy(config)
+    by_key = {e.get(key): e for e in live if isinstance(e, dict)}
+    named = {e.get(key) for e in config}
+    merged = [_merge(by_key.get(e.get(key)), e, (*path, field), builtin) for e in config]
+    return merged + [copy.deepcopy(e) for e in live
+                     if not (isinstance(e, dict) and e.get(key) in named)]
 
 
 def _remove_dropped(obj: Any, previous: Any, config: Any, path: tuple[str, ...],
