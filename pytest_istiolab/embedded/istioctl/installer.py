@@ -1,14 +1,17 @@
 """``istioctl install`` / ``uninstall`` against a :class:`~.backend.Backend`.
 
 Mirrors istioctl 1.26: components are applied in order (Istio core, Istiod, then the
-gateways) with server-side apply, each waited for until its Deployments are ready (CRDs:
-``Established``), then objects the new installation no longer has are pruned. Progress
+gateways) with server-side apply, each waited for until its Deployments are ready (the
+ReplicaSet of their current pod template has its pods Ready, as istioctl's
+``deploymentsReady``: old pods of a rollout may still run; CRDs: ``Established``), then
+objects the new installation no longer has are pruned. Progress
 lines (``✔ Istiod installed 🧠``) go to stderr as the real progress bar writes them;
 ``Removed ...`` lines and the closing notice go to stdout.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -109,9 +112,23 @@ class Installer:
             return any(c.get("type") == "Established" and c.get("status") == "True"
                        for c in status.get("conditions") or [])
         want = int((cur.get("spec") or {}).get("replicas", 1))
-        gen_ok = status.get("observedGeneration", 0) >= cur["metadata"].get("generation", 1)
-        return gen_ok and status.get("updatedReplicas", 0) >= want and \
-            status.get("readyReplicas", 0) >= want and status.get("replicas", 0) <= want
+        new = self._new_replicaset(cur)
+        return new is not None and int((new.get("status") or {}).get("readyReplicas", 0)) >= want
+
+    def _new_replicaset(self, dep: Obj) -> Obj | None:
+        """kubectl's GetNewReplicaSet: the Deployment's ReplicaSet whose pod template is the
+        Deployment's (None until the controller made it). istioctl 1.26 waits for its Ready
+        pods only: old pods of a rollout may still run when it says installed."""
+        meta, template = dep["metadata"], (dep.get("spec") or {}).get("template") or {}
+        for rs in self.backend.list("apps/v1", "ReplicaSet", meta["namespace"]):
+            owners = rs["metadata"].get("ownerReferences") or []
+            if not any(o.get("uid") == meta.get("uid") for o in owners):
+                continue
+            theirs = json.loads(json.dumps((rs.get("spec") or {}).get("template") or {}))
+            ((theirs.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
+            if theirs == template:
+                return rs
+        return None
 
     def _not_ready(self, o: Obj) -> str:
         meta = o["metadata"]
