@@ -375,12 +375,15 @@ def mesh_lock(cluster: ClusterSession) -> MeshLock:
 
 @pytest.fixture(autouse=True)
 def _mesh_shared(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Lab tests hold the mesh lock shared, so no mesh-wide change happens under them."""
+    """Lab tests hold the mesh lock shared, so no mesh-wide change happens under them; one
+    that follows another worker's reinstall reads the gateways' Service again first."""
     if request.node.get_closest_marker("lab") is None:
         yield
         return
     lock: MeshLock = request.getfixturevalue("mesh_lock")
     with lock.shared():
+        if lock.news():
+            request.getfixturevalue("cluster").gateways_may_have_changed()
         yield
 
 
@@ -395,7 +398,7 @@ def mesh_wide(istio: IstioInstallation, mesh_lock: MeshLock, istio_settings: Set
     if istio_settings.read_only:
         pytest.skip("changes mesh-wide state, and --istio-read-only is set")
     with mesh_lock.exclusive():
-        changes = MeshWide(istio)
+        changes = MeshWide(istio, on_reinstall=mesh_lock.count_change)
         try:
             yield changes
         finally:

@@ -113,11 +113,12 @@ class ClusterSession:
                                       base_url=self.settings.release_url or DEFAULT_RELEASE_URL)
         ctl = Istioctl(path, self.handle.kubeconfig, self.handle.context, self.timeouts)
         ctl.on_command = self.commands.add
-        ctl.on_mesh_change = self._gateways_may_have_changed
+        ctl.on_mesh_change = self.gateways_may_have_changed
         return ctl
 
-    def _gateways_may_have_changed(self) -> None:
-        """A reinstall may recreate the ingress gateway's Service with new NodePorts."""
+    def gateways_may_have_changed(self) -> None:
+        """A reinstall (by this process or another) may recreate the ingress gateway's
+        Service or drop and re-add ports (new NodePorts): read it again when next used."""
         if "ingress" in self.__dict__:
             self.ingress.refresh()
 

@@ -208,6 +208,10 @@ class IstioInstallation:
     def wait_ready(self) -> None:
         self.session.kube.wait_for_deployments(ISTIO_NAMESPACE)
 
+    def wait_rolled_out(self) -> None:
+        """After a reinstall: istiod and the gateways rolled out, no old pod left serving."""
+        self.session.kube.wait_for_rollouts(ISTIO_NAMESPACE)
+
 
 def ensure_istio(session: ClusterSession, profile: str) -> IstioInstallation:
     """Apply the run's install policy (``session.settings.install``, see the module docstring)."""

@@ -7,7 +7,12 @@ root namespace such as PeerAuthentication ``default`` in ``istio-system``):
 * holds the run's mesh lock exclusively, while every other lab test holds it shared, so on a
   shared cluster (kind under xdist, an existing context) no test runs against a half-changed
   mesh (``fcntl.flock`` on a file named after the cluster);
-* records what it changes first, and is undone at the end whatever the outcome.
+* records what it changes first, and is undone at the end whatever the outcome;
+* after a reinstall (and after its undoing) waits until istiod and the gateways have rolled
+  out (no old pod left serving), and counts the change in a file beside the lock, so every
+  process of the run reads the facts it cached about the gateways again (a reinstall that
+  drops the demo profile's ``tcp``/``tls`` ports and brings them back gives them new
+  NodePorts) before its next lab test: :meth:`MeshLock.news`.
 
 When the run installed Istio itself, a change is made the way the manual makes it
 (``istioctl install --set ...``) and undone by reinstalling the run's profile. On a
@@ -26,7 +31,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -47,8 +52,28 @@ class MeshLock:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         name = f"pytest-istiolab-{os.getuid()}-mesh-{digest}.lock"
         self.path = Path(tempfile.gettempdir()) / name
+        self.changes_path = self.path.with_name(self.path.name + ".changes")
         self._file: IO[str] | None = None
         self._exclusive = 0
+        self._seen = self.changes()
+
+    def changes(self) -> int:
+        """How many mesh-wide reinstalls the run's processes have counted on this cluster."""
+        try:
+            return int(self.changes_path.read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def count_change(self) -> None:
+        """Count a reinstall (call it holding the lock exclusively)."""
+        self.changes_path.write_text(str(self.changes() + 1))
+        self._seen = self.changes()
+
+    def news(self) -> bool:
+        """Whether another process counted a change since this one last asked (or counted)."""
+        now = self.changes()
+        fresh, self._seen = now != self._seen, now
+        return fresh
 
     @contextmanager
     def shared(self) -> Iterator[None]:
@@ -102,9 +127,11 @@ class MeshLock:
 class MeshWide:
     """Makes mesh-wide changes and undoes them (see the module docstring)."""
 
-    def __init__(self, installation: IstioInstallation) -> None:
+    def __init__(self, installation: IstioInstallation,
+                 on_reinstall: Callable[[], None] | None = None) -> None:
         self.installation = installation
         self.session = installation.session
+        self.on_reinstall = on_reinstall  # e.g. MeshLock.count_change: tell the other workers
         self._saved_configmap: dict[str, Any] | None = None
         self._cm_name = "istio"  # the mesh ConfigMap: istio-<rev> on a revision-based mesh
         self._reinstalled = False
@@ -129,9 +156,10 @@ class MeshWide:
             return None
         self._reinstalled = True
         revision = self.installation.control_plane().install_sets
-        result = self.session.istioctl.install(profile, {**revision, **(sets or {})})
-        self.installation.wait_ready()
-        return result
+        try:
+            return self.session.istioctl.install(profile, {**revision, **(sets or {})})
+        finally:
+            self._after_reinstall()
 
     def set_mesh_config(self, values: dict[str, str]) -> None:
         """Set dotted mesh-config paths (``outboundTrafficPolicy.mode``) in the ConfigMap."""
@@ -183,9 +211,11 @@ class MeshWide:
         """Undo everything: the root-namespace policies, the run's profile, the ConfigMap."""
         self._restore_policies()
         if self._reinstalled:
-            self.session.istioctl.install(self.installation.profile,
-                                          self.installation.control_plane().install_sets)
-            self.installation.wait_ready()
+            try:
+                self.session.istioctl.install(self.installation.profile,
+                                              self.installation.control_plane().install_sets)
+            finally:
+                self._after_reinstall()
             self._reinstalled = False
         if self._saved_configmap is not None:
             saved = self._saved_configmap.get("mesh")
@@ -194,6 +224,13 @@ class MeshWide:
             self._saved_configmap = None
 
     # ------------------------------------------------------------------ helpers
+    def _after_reinstall(self) -> None:
+        """The other processes are told (even after a failed install: it may have changed
+        things), then the rollouts are waited for."""
+        if self.on_reinstall is not None:
+            self.on_reinstall()
+        self.installation.wait_rolled_out()
+
     def _configmap(self) -> dict[str, Any]:
         self._cm_name = self.installation.control_plane().mesh_configmap
         cm = self.session.kube.get("v1", "ConfigMap", self._cm_name, ISTIO_NAMESPACE)

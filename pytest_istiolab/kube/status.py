@@ -12,6 +12,8 @@ from typing import Any
 
 Obj = dict[str, Any]
 EVENTS_PER_OBJECT = 5
+REVISION = "deployment.kubernetes.io/revision"
+HASH_LABEL = "pod-template-hash"
 
 
 def is_terminating(obj: Obj) -> bool:
@@ -54,9 +56,58 @@ def deployment_problem(dep: Obj) -> str | None:
     problems = []
     if ready != wanted or (wanted and updated != wanted):
         problems.append(f"{ready}/{wanted} replicas ready, {updated} updated")
+    old = status.get("replicas", 0) - updated
+    if old > 0:  # kubectl rollout status: "N old replicas are pending termination"
+        problems.append(f"{old} old replicas are pending termination")
     if wanted and (available is None or available.get("status") != "True"):
         problems.append(f"Available={_cond_text(available)}")
     return "; ".join(problems) or None
+
+
+def current_hash(dep: Obj, replicasets: Iterable[Obj]) -> str | None:
+    """The ``pod-template-hash`` of the Deployment's newest ReplicaSet: the one owned by it
+    whose revision annotation is the Deployment's (None before the controller made it)."""
+    uid = (dep.get("metadata") or {}).get("uid")
+    revision = ((dep.get("metadata") or {}).get("annotations") or {}).get(REVISION)
+    for rs in replicasets:
+        meta = rs.get("metadata") or {}
+        owned = any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])
+        if owned and revision and (meta.get("annotations") or {}).get(REVISION) == revision:
+            return (meta.get("labels") or {}).get(HASH_LABEL)
+    return None
+
+
+def old_pods_serving(deployments: Iterable[Obj], replicasets: list[Obj], pods: list[Obj],
+                     endpoints: Iterable[Obj]) -> list[str]:
+    """What of a rollout still serves: ``pod P (old ReplicaSet of D)`` for a live pod of an
+    older template, ``Endpoints E -> P`` for a ready address naming a pod that is gone,
+    terminating or of an older template. Empty when every Deployment has rolled out."""
+    by_name = {(p.get("metadata") or {}).get("name"): p for p in pods}
+    current: set[str] = set()
+    problems = []
+    for dep in deployments:
+        name, want = dep["metadata"]["name"], current_hash(dep, replicasets)
+        labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        for pod in live_pods(pods):
+            pod_labels = (pod.get("metadata") or {}).get("labels") or {}
+            if not labels or any(pod_labels.get(k) != v for k, v in labels.items()):
+                continue
+            if want is not None and pod_labels.get(HASH_LABEL) == want:
+                current.add(pod["metadata"]["name"])
+            else:
+                problems.append(f"pod {pod['metadata']['name']} (old ReplicaSet of {name})")
+    for eps in endpoints:
+        for subset in eps.get("subsets") or []:
+            for address in subset.get("addresses") or []:
+                ref = address.get("targetRef") or {}
+                pod = by_name.get(ref.get("name")) if ref.get("kind") == "Pod" else None
+                if ref.get("kind") != "Pod" or ref.get("name") in current:
+                    continue
+                if pod is None or is_terminating(pod) or HASH_LABEL in (
+                        (pod.get("metadata") or {}).get("labels") or {}):
+                    problems.append(f"Endpoints {eps['metadata']['name']} -> {ref.get('name')}"
+                                    + (" (gone)" if pod is None else ""))
+    return problems
 
 
 def selector_string(selector: Obj | None) -> str:

@@ -26,6 +26,7 @@ from pytest_istiolab.kube.status import (
     describe_pods,
     is_pod_ready,
     live_pods,
+    old_pods_serving,
     pods_ready,
     selector_string,
 )
@@ -75,6 +76,27 @@ class WaitMixin:
         if state is None:
             raise self._deployments_not_ready(namespace, names, limit)
         return [state[n] for n in names] if names else list(state.values())
+
+    def wait_for_rollouts(self, namespace: str, timeout: float | None = None) -> None:
+        """Wait until every Deployment has rolled out (as :meth:`wait_for_deployments`) and no
+        pod of an older template is left serving: none is live, and no Endpoints address
+        names one (or a pod that is gone or terminating). After ``istioctl install`` changed
+        a pod template, old pods may drain for a while after the new ones are Ready."""
+        limit = timeout if timeout is not None else self.timeouts.ready
+        deadline = time.monotonic() + limit
+        self.wait_for_deployments(namespace, timeout=limit)
+        while True:
+            left = old_pods_serving(self._list("apps/v1", "Deployment", namespace, None)[0],
+                                    self._list("apps/v1", "ReplicaSet", namespace, None)[0],
+                                    self._list("v1", "Pod", namespace, None)[0],
+                                    self._list("v1", "Endpoints", namespace, None)[0])
+            if not left:
+                return
+            if time.monotonic() >= deadline:
+                raise ReadinessError(
+                    f"the rollouts in namespace {namespace} left old pods serving after "
+                    f"{limit:g} s: {'; '.join(left)}", FIX.format(ns=namespace))
+            time.sleep(self.timeouts.poll_interval)
 
     def wait_for_statefulsets(self, namespace: str, timeout: float | None = None) -> None:
         """Wait until every StatefulSet's pods exist and are Ready (e.g. ``loki-0``)."""

@@ -135,6 +135,7 @@ class Ingress:
         self.probe_timeout = probe_timeout
         self._address: GatewayAddress | None = None
         self._client: httpx.Client | None = None
+        self._retired: list[httpx.Client] = []
         self._via: str | None = None
         self._relays: dict[str, PortForwardRelay] = {}
         self._relay_api: Any = None
@@ -147,10 +148,16 @@ class Ingress:
         return self._address
 
     def refresh(self) -> None:
-        """Read host and ports again (after a reinstall recreated the gateway).
+        """Read host and ports again (after a reinstall rolled or recreated the gateway).
 
-        Relays stay: each connection picks a ready gateway pod when it starts."""
+        Later requests use a new shared client, not the keep-alive connections of the old one
+        (a gateway pod of the old rollout may hold them); the old client is closed with this
+        object, as a request on another thread (a load loop) may still be using it. Relays
+        stay: each connection picks a ready gateway pod when it starts."""
         self._address = None
+        if self._client is not None:
+            self._retired.append(self._client)
+            self._client = None
 
     @property
     def via(self) -> str:
@@ -279,8 +286,11 @@ class Ingress:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            self._retired.append(self._client)
             self._client = None
+        retired, self._retired = self._retired, []
+        for client in retired:
+            client.close()
         relays, self._relays = list(self._relays.values()), {}
         for relay in relays:
             relay.close()

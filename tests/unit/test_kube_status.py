@@ -43,6 +43,48 @@ def test_deployment_problem() -> None:
     assert ks.deployment_problem(scaled_to_zero) is None
 
 
+def test_a_rollout_with_an_old_pod_left_is_not_done() -> None:
+    """The new pod is up and counted Ready, but the old ReplicaSet's pod still runs (a
+    maxSurge rollout between its two steps): kubectl rollout status is still waiting."""
+    mid = dep(replicas=1, readyReplicas=1, updatedReplicas=1, conditions=AVAILABLE)
+    mid["status"]["replicas"] = 2
+    assert ks.deployment_problem(mid) == "1 old replicas are pending termination"
+    mid["status"]["replicas"] = 1
+    assert ks.deployment_problem(mid) is None
+
+
+def _owned(name: str, uid: str, revision: str, phash: str, kind: str = "ReplicaSet") -> dict:
+    return {"metadata": {"name": name, "uid": f"{name}-uid", "labels": {
+        "app": "gw", "pod-template-hash": phash},
+        "annotations": {ks.REVISION: revision},
+        "ownerReferences": [{"kind": kind, "uid": uid, "name": "x"}]}}
+
+
+def test_old_pods_serving_names_old_template_pods_and_stale_endpoints() -> None:
+    gw = {"metadata": {"name": "gw", "uid": "gw-uid", "annotations": {ks.REVISION: "3"}},
+          "spec": {"selector": {"matchLabels": {"app": "gw"}}}}
+    replicasets = [_owned("gw-old", "gw-uid", "2", "old"), _owned("gw-new", "gw-uid", "3", "new")]
+    new = pod("gw-new-a")
+    new["metadata"]["labels"] = {"app": "gw", "pod-template-hash": "new"}
+    old = pod("gw-old-b")
+    old["metadata"]["labels"] = {"app": "gw", "pod-template-hash": "old"}
+
+    def endpoints(*names: str) -> dict:
+        return {"metadata": {"name": "gw"}, "subsets": [{"addresses": [
+            {"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": n}} for n in names]}]}
+    assert ks.old_pods_serving([gw], replicasets, [new], [endpoints("gw-new-a")]) == []
+    assert ks.old_pods_serving([gw], replicasets, [new, old], [endpoints("gw-new-a")]) == [
+        "pod gw-old-b (old ReplicaSet of gw)"]
+    assert ks.old_pods_serving([gw], replicasets, [new], [endpoints("gw-new-a", "gw-old-b")]) \
+        == ["Endpoints gw -> gw-old-b (gone)"]
+    old["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"  # draining: still listed
+    assert ks.old_pods_serving([gw], replicasets, [new, old], [endpoints("gw-old-b")]) == [
+        "Endpoints gw -> gw-old-b"]
+    # before the controller made the new ReplicaSet every pod is of an old template
+    assert ks.old_pods_serving([gw], replicasets[:1], [new], []) == [
+        "pod gw-new-a (old ReplicaSet of gw)"]
+
+
 def test_deployment_replicas_default_to_one() -> None:
     d = dep(readyReplicas=1, updatedReplicas=1, conditions=AVAILABLE)
     del d["spec"]["replicas"]
