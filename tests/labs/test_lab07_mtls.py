@@ -89,17 +89,39 @@ class MtlsLab:
         self.injected[role] = inject
 
     def enter(self, mode: str | None, legacy_injected: bool) -> None:
+        changed = False
         for role in ROLES:
             want = legacy_injected if role == "legacy" else True
             if self.injected.get(role) != want:
                 self.deploy(role, want)
+                changed = True
         if self.mode != mode:
             if mode is None:
                 self.mesh.remove_policy(SEC, "PeerAuthentication", "default")
             else:
                 doc = manifests.load(LAB + f"mtls{mode.lower()}.yaml")[0]
                 self.mesh.apply_policy(doc)
-            self.mode = mode
+            self.mode, changed = mode, True
+        if changed:
+            self._wait_in_effect(mode, legacy_injected)
+
+    def _wait_in_effect(self, mode: str | None, legacy_injected: bool) -> None:
+        """Until both servers' sidecars show the state: sleep.foo (mTLS) and sleep.legacy get
+        what the mode gives them (plaintext refused under STRICT; PERMISSIVE and no policy look
+        alike on the wire). Right after a deploy or a policy change a one-shot curl, or a 200
+        under STRICT, would otherwise be read from the state before."""
+        def check() -> None:
+            for dst in TARGETS:
+                for src in ("foo", "legacy"):
+                    want = expected_answer(mode, src, legacy_injected)
+                    result = self.curl(src, dst, write_out="%{http_code}")
+                    seen = (result.stdout.strip(), result.exit_code)
+                    assert seen == want, (f"sleep.{src} to httpbin.{dst}: {seen[0]} (exit "
+                                          f"{seen[1]}), expected {want[0]} (exit {want[1]})")
+
+        eventually(self.cluster, check, f"mesh-wide mode {mode or 'none'} in effect on "
+                   f"httpbin.foo and httpbin.bar (legacy {'with' if legacy_injected else 'without'}"
+                   " sidecar)")
 
     def enter_phase(self, phase: str) -> None:
         mode, injected, _ = PHASES[phase]
@@ -116,6 +138,13 @@ class MtlsLab:
         result = self.curl(src, dst, "/headers", output=None)
         assert result.exit_code == 0, f"curl /headers {src} -> {dst}: exit {result.exit_code}"
         return dict(json.loads(result.stdout)["headers"])
+
+
+def expected_answer(mode: str | None, src: str, legacy_injected: bool) -> tuple[str, int]:
+    """(%{http_code}, curl exit) of sleep.<src> to an injected httpbin: only STRICT with a
+    legacy client without sidecar fails (no filter chain for plaintext: reset, exit 56)."""
+    refused = mode == "STRICT" and src == "legacy" and not legacy_injected
+    return ("000", 56) if refused else ("200", 0)
 
 
 def eventually(cluster: ClusterSession, check: Callable[[], object], description: str):  # type: ignore[no-untyped-def]
@@ -229,8 +258,7 @@ def test_reachability_matrix(lab, phase, src, dst):
     """
     lab.enter_phase(phase)
     mode, injected, _ = PHASES[phase]
-    refused = mode == "STRICT" and src == "legacy" and not injected
-    expected = ("000", 56) if refused else ("200", 0)
+    expected = expected_answer(mode, src, injected)
 
     def check() -> None:
         result = lab.curl(src, dst, write_out="%{http_code}")
