@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 Obj = dict[str, Any]
 NET = "networking.istio.io"
 SEC = "security.istio.io"
@@ -96,6 +98,17 @@ FIELDS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# The mesh config (the ``mesh`` key of the ``istio``/``istio-<rev>`` ConfigMap, what
+# ``istioctl install --set meshConfig.X`` writes): the paths the data plane model reads, and
+# those whose installed value is the only one modelled. Anything else set is ignored.
+MESH_MODELLED = ("accessLogFile", "accessLogEncoding", "accessLogFormat",
+                 "outboundTrafficPolicy.mode", "trustDomain", "enableTracing",
+                 "defaultHttpRetryPolicy", "extensionProviders", "defaultProviders.tracing",
+                 "defaultConfig.tracing", "defaultConfig.proxyStatsMatcher",
+                 "defaultConfig.discoveryAddress")
+MESH_FIXED: dict[str, object] = {"rootNamespace": "istio-system", "enablePrometheusMerge": True,
+                                 "defaultProviders.metrics": ["prometheus"]}
+
 
 @dataclass(frozen=True)
 class Note:
@@ -118,7 +131,8 @@ def is_gateway_api(group: str) -> bool:
 def watched(group: str, kind: str) -> bool:
     """True when objects of this kind can carry notes."""
     return (is_gateway_api(group) or (group, kind) in KINDS or (group, kind) in FIELDS
-            or (group, kind) == ("apiextensions.k8s.io", "CustomResourceDefinition"))
+            or (group, kind) in (("apiextensions.k8s.io", "CustomResourceDefinition"),
+                                 ("", "ConfigMap")))
 
 
 def notes(group: str, kind: str, obj: Obj) -> list[Note]:
@@ -132,12 +146,55 @@ def notes(group: str, kind: str, obj: Obj) -> list[Note]:
             str((obj.get("spec") or {}).get("group") or "")):
         return [Note("kind", f"stored, but the Gateway API is not modelled by the embedded "
                              f"cluster: {GATEWAY_API}")]
+    if (group, kind) == ("", "ConfigMap"):
+        mesh = _mesh_config_map(obj)
+        return [] if mesh is None else [
+            Note(n.subject, n.text.replace(" is ignored", " (mesh config) is ignored", 1))
+            for n in mesh_notes(mesh)]
     out = []
     for entry, what in FIELDS.get((group, kind), ()):
         path, _, modelled = entry.partition("=")
         if present(obj, path, tuple(modelled.split("|")) if modelled else ()):
             out.append(Note(path, f"{path} is ignored by the embedded cluster: {what}"))
     return out
+
+
+def mesh_notes(mesh: Obj, prefix: str = "") -> list[Note]:
+    """What the embedded cluster ignores of a mesh config (``prefix``: ``meshConfig.`` for
+    istioctl's wording)."""
+    out = []
+    for path, value in _leaves(mesh, ""):
+        if path in MESH_FIXED and value == MESH_FIXED[path]:
+            continue
+        if path in MESH_FIXED:
+            what = f"only {MESH_FIXED[path]!r} is modelled"
+        else:
+            what = "not modelled, the proxies run as if it were unset"
+        out.append(Note(path, f"{prefix}{path} is ignored by the embedded cluster: {what}"))
+    return out
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """The set paths of ``value`` that are not under a modelled path."""
+    if path and (path in MESH_MODELLED or any(path.startswith(m + ".") for m in MESH_MODELLED)):
+        return []
+    if path in MESH_FIXED or not isinstance(value, dict) or not value:
+        return [] if value in (None, {}, [], "") else [(path, value)]
+    return [leaf for key, child in value.items()
+            for leaf in _leaves(child, f"{path}.{key}" if path else str(key))]
+
+
+def _mesh_config_map(obj: Obj) -> Obj | None:
+    """The parsed ``mesh`` of an ``istio``/``istio-<rev>`` ConfigMap, else None."""
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    data = obj.get("data") or {}
+    if not (name == "istio" or name.startswith("istio-")) or "mesh" not in data:
+        return None
+    try:
+        mesh = yaml.safe_load(str(data["mesh"]) or "{}")
+    except yaml.YAMLError:
+        return None
+    return mesh if isinstance(mesh, dict) else None
 
 
 def warnings(group: str, kind: str, obj: Obj, namespace: str | None = None) -> list[str]:

@@ -189,3 +189,38 @@ def test_gateway_api_gateway_says_it_is_not_programmed(cluster: Api, kubectl: Ku
     assert waited.returncode != 0 and "timed out" in waited.stderr
     described = kubectl.run("describe", "gateway", "gtw").stdout
     assert "NotModelled" in described
+
+
+MESH = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    accessLogFile: /dev/stdout
+    defaultConfig:
+      discoveryAddress: istiod.istio-system.svc:15012
+      holdApplicationUntilProxyStarts: true
+    rootNamespace: istio-system
+"""
+
+
+def test_a_mesh_config_field_the_model_does_not_read_is_named(cluster: Api,
+                                                              kubectl: Kubectl) -> None:
+    kubectl.run("create", "namespace", "istio-system")
+    out = kubectl.run("apply", "-f", "-", stdin=MESH)
+    assert out.stderr.splitlines() == [
+        "Warning: ConfigMap istio-system/istio: defaultConfig.holdApplicationUntilProxyStarts "
+        "(mesh config) is ignored by the embedded cluster: not modelled, the proxies run as "
+        "if it were unset"]
+    assert eventually(lambda: bool(_events_in(kubectl, "istio")), EVENT_TIMEOUT)
+    modelled = MESH.replace("      holdApplicationUntilProxyStarts: true\n", "")
+    assert "Warning" not in kubectl.run("apply", "-f", "-", stdin=modelled).stderr
+    other = MESH.replace("name: istio,", "name: my-settings,")
+    assert "Warning" not in kubectl.run("apply", "-f", "-", stdin=other).stderr
+
+
+def _events_in(kubectl: Kubectl, name: str) -> list[dict]:
+    listing = kubectl.json("get", "events", "-n", "istio-system", "--field-selector",
+                           f"involvedObject.name={name}")
+    return [e for e in listing["items"] if e.get("reason") == unmodelled.REASON]

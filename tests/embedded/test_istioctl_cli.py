@@ -258,3 +258,17 @@ def test_unreachable_api_server_is_one_clear_line(tmp_path: Path) -> None:
     assert res.err.count("\n") == 1
     assert res.err.startswith("Error: the Kubernetes API server http://127.0.0.1:9 cannot be "
                               "reached")
+
+
+def test_an_unmodelled_mesh_config_setting_is_named_by_install(cluster: Cluster) -> None:
+    """``--set meshConfig.X`` the data plane model does not read is installed (as istioctl
+    does) and named; a modelled one (outboundTrafficPolicy) is not."""
+    res = run(cluster, "install", "--set", "profile=demo", "--set",
+              "meshConfig.defaultConfig.proxyHeaders.server.disabled=true", "--set",
+              "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY", "-y")
+    assert res.code == 0, res.err
+    notices = [line for line in res.err.splitlines() if line.startswith("! ")]
+    assert notices == ["! meshConfig.defaultConfig.proxyHeaders.server.disabled is ignored by "
+                       "the embedded cluster: not modelled, the proxies run as if it were unset"]
+    mesh = yaml.safe_load(cluster.get("", "configmaps", "istio-system", "istio")["data"]["mesh"])
+    assert mesh["defaultConfig"]["proxyHeaders"] == {"server": {"disabled": True}}

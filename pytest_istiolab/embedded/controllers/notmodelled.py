@@ -21,7 +21,7 @@ class NotModelled:
     def __init__(self, runtime: Runtime, events: EventRecorder) -> None:
         self.rt = runtime
         self.events = events
-        self._seen: set[tuple[str, int]] = set()
+        self._seen: set[tuple[str, str]] = set()
 
     @staticmethod
     def key(group: str, plural: str, name: str) -> str:
@@ -38,14 +38,16 @@ class NotModelled:
         if obj is None:
             return
         meta = obj["metadata"]
-        mark = (str(meta.get("uid")), int(meta.get("generation") or 1))
+        # kinds without a generation (a ConfigMap) count each resourceVersion as a new spec
+        mark = (str(meta.get("uid")), str(meta.get("generation") or meta.get("resourceVersion")))
         if mark not in self._seen:
             self._seen.add(mark)
             for note in unmodelled.notes(group, rt.kind, obj):
                 self.events.record(obj, unmodelled.REASON, note.text, type_="Warning",
                                    component=unmodelled.COMPONENT)
         if unmodelled.is_gateway_api(group) and rt.kind == "Gateway":
-            self._gateway_status(obj, mark[1], lambda edit: store.mutate(rt, ns, name, edit))
+            self._gateway_status(obj, int(meta.get("generation") or 1),
+                                 lambda edit: store.mutate(rt, ns, name, edit))
 
     @staticmethod
     def _gateway_status(obj: Obj, generation: int, write) -> None:  # type: ignore[no-untyped-def]

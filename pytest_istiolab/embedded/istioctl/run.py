@@ -9,7 +9,9 @@ from typing import Any, TextIO
 
 import yaml
 
+from .. import unmodelled
 from ..install import InstallError, resolve
+from ..install.istiod import mesh_config
 from ..install.profiles import ISTIO_VERSION
 from . import commands
 from .backend import ApiError, Backend, RestBackend
@@ -103,7 +105,8 @@ class Runner:
         timeout = parse_duration(self.args.readiness_timeout)
         spec = self._spec()
         backend = self.backend()
-        for notice in spec.notices:
+        for notice in [*spec.notices, *(n.text for n in unmodelled.mesh_notes(
+                mesh_config(spec), "meshConfig."))]:
             self.err.write(f"! {notice}\n")
         self.err.write(SAILBOAT + "\n")
         commands.version_change_warning(backend, spec, self.istio_ns, self.err)
