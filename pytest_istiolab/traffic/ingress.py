@@ -161,11 +161,18 @@ class Ingress:
 
     @property
     def via(self) -> str:
-        """How the gateway is reached: "nodeport" (node address) or "port-forward" (API)."""
+        """How the gateway is reached: "nodeport" (node address) or "port-forward" (API): a
+        port-forward when the node refuses the NodePorts, or when the Service has none (a
+        ClusterIP gateway, as Helm's gateway chart can install it: ``service.type``)."""
         if self._via is None:
             address = self.address
             probes = [address.ports[n] for n in PROBE_PORTS if n in address.ports]
-            if not probes or any(accepts(address.host, p, self.probe_timeout) for p in probes):
+            if not address.ports and address.target_ports:
+                self._via = PORT_FORWARD
+                log.warning("ingress: service %s has no NodePorts (type ClusterIP); using a "
+                            "port-forward to the gateway pod through the Kubernetes API",
+                            GATEWAY_SERVICE)
+            elif not probes or any(accepts(address.host, p, self.probe_timeout) for p in probes):
                 self._via = NODEPORT
             else:
                 self._via = PORT_FORWARD

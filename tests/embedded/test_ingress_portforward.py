@@ -110,3 +110,26 @@ def test_tls_goes_through_the_port_forward_too(kube: Kube, certs: LabCertificate
         assert "-=[ teapot ]=-" in result.body
     finally:
         ingress.close()
+
+
+def test_a_clusterip_gateway_is_reached_through_a_port_forward(
+        kube: Kube, caplog: pytest.LogCaptureFixture) -> None:
+    """A gateway Service without NodePorts (type ClusterIP, as Helm's gateway chart may set it)
+    is not an error: the port-forward fallback carries the lab's requests."""
+    original = kube.get("v1", "Service", "istio-ingressgateway", "istio-system")
+    ports = [{k: v for k, v in p.items() if k != "nodePort"} for p in original["spec"]["ports"]]
+    kube.merge_patch("v1", "Service", "istio-ingressgateway", "istio-system",
+                     {"spec": {"type": "ClusterIP", "ports": ports}})
+    ingress = Ingress(kube)
+    try:
+        assert ingress.address.ports == {}
+        with caplog.at_level(logging.WARNING, logger="pytest_istiolab.traffic.ingress"):
+            assert ingress.via == "port-forward"
+        assert [r for r in caplog.records if "no NodePorts (type ClusterIP)" in r.message]
+        page = ingress.get("/productpage")
+        assert page.status_code == 200, page.text[:300]
+    finally:
+        ingress.close()
+        kube.merge_patch("v1", "Service", "istio-ingressgateway", "istio-system",
+                         {"spec": {"type": original["spec"]["type"],
+                                   "ports": original["spec"]["ports"]}})
