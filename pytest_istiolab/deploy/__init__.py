@@ -15,6 +15,7 @@ from pytest_istiolab.deploy.installation import (
     IstioInstallation,
     RunPlan,
     ensure_istio,
+    find_istio,
     inspect_cluster,
     plan_run,
     version_mismatch,
@@ -35,6 +36,7 @@ __all__ = [
     "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
     "ControlPlane", "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation",
     "MeshLock", "MeshWide", "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio",
+    "find_istio",
     "inspect_cluster", "kube_injected", "plan_run", "pod_revision", "serving_control_plane",
     "version_mismatch",
 ]

@@ -8,6 +8,14 @@ waiting) and the kubernetes client; never pytest, never a higher layer.
 
 from pytest_istiolab.kube.applier import Applier
 from pytest_istiolab.kube.client import Kube
+from pytest_istiolab.kube.containers import (
+    app_containers,
+    container,
+    has_sidecar,
+    init_containers,
+    ready_column,
+    running_containers,
+)
 from pytest_istiolab.kube.discovery import api_resources
 from pytest_istiolab.kube.inventory import Inventory, sweep_run_namespaces, take_inventory
 from pytest_istiolab.kube.namespaces import Namespaces, lab_namespace_name
@@ -17,6 +25,8 @@ from pytest_istiolab.kube.refs import ObjectRef, status_message
 
 __all__ = [
     "Applier", "ExecResult", "Inventory", "Kube", "Namespaces", "ObjectRef", "PortForwardRelay",
-    "api_resources", "lab_namespace_name", "status_message", "sweep_run_namespaces",
+    "api_resources", "app_containers", "container", "has_sidecar", "init_containers",
+    "lab_namespace_name", "ready_column", "running_containers", "status_message",
+    "sweep_run_namespaces",
     "take_inventory",
 ]

@@ -18,8 +18,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_istiolab import waiting
-from pytest_istiolab.kube import api_resources
-from pytest_istiolab.kube.containers import has_sidecar
+from pytest_istiolab.kube import api_resources, has_sidecar
 
 pytestmark = [pytest.mark.lab(1)]
 

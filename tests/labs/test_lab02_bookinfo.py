@@ -22,8 +22,9 @@ import pytest
 
 from pytest_istiolab import waiting
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, BOOKINFO_SERVICES, pod_revision
-from pytest_istiolab.kube import Applier, Namespaces
-from pytest_istiolab.kube.containers import (
+from pytest_istiolab.kube import (
+    Applier,
+    Namespaces,
     app_containers,
     container,
     has_sidecar,

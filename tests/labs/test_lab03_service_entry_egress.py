@@ -43,8 +43,7 @@ import pytest
 
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, MeshWide, Sleep
-from pytest_istiolab.kube import Applier
-from pytest_istiolab.kube.containers import ready_column
+from pytest_istiolab.kube import Applier, ready_column
 from pytest_istiolab.report import reporting
 from pytest_istiolab.traffic import AccessLogEntry, CurlResult, ProxyLog
 from pytest_istiolab.waiting import eventually

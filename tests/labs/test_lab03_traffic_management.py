@@ -39,7 +39,7 @@ import pytest
 
 from pytest_istiolab import traffic, waiting
 from pytest_istiolab.errors import ClusterError
-from pytest_istiolab.kube.containers import ready_column
+from pytest_istiolab.kube import ready_column
 
 pytestmark = [pytest.mark.lab(3), pytest.mark.requires("ingress-gateway")]
 

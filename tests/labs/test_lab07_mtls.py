@@ -33,8 +33,7 @@ import pytest
 from pytest_istiolab import waiting
 from pytest_istiolab.cluster import ClusterSession
 from pytest_istiolab.deploy import MeshWide, kube_injected
-from pytest_istiolab.kube import Applier, ExecResult, manifests
-from pytest_istiolab.kube.containers import ready_column, running_containers
+from pytest_istiolab.kube import Applier, ExecResult, manifests, ready_column, running_containers
 from pytest_istiolab.traffic import curl_argv
 
 pytestmark = [pytest.mark.lab(7)]

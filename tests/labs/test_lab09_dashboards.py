@@ -41,8 +41,7 @@ import math
 import httpx
 import pytest
 
-from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS
-from pytest_istiolab.deploy.installation import find_istio
+from pytest_istiolab.deploy import BOOKINFO_DEPLOYMENTS, find_istio
 from pytest_istiolab.observability import Board, Grafana
 from pytest_istiolab.waiting import eventually
 
