@@ -24,6 +24,7 @@ from pytest_istiolab.deploy import (
     ensure_istio,
     found,
 )
+from pytest_istiolab.deploy.capabilities import MeshCapabilities, read_capabilities
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import Istioctl
 from pytest_istiolab.kube import Applier, Kube, Namespaces, lab_namespace_name, sweep_run_namespaces
@@ -110,6 +111,35 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
         recording.note_found(pytestconfig, found.control_plane(cluster.kube,
                                                                 cluster.handle.provider))
     return installation
+
+
+@pytest.fixture(scope="session")
+def mesh_capabilities(istio: IstioInstallation, pytestconfig: pytest.Config
+                      ) -> MeshCapabilities:
+    """What the installed mesh has (istiod, ingress/egress gateway, access logs in the default
+    format) and where its ingress gateway lives, read from the cluster, not from
+    ``--istio-profile``; ``@pytest.mark.requires`` skips by it."""
+    from pytest_istiolab.plugin import MESH_KEY
+
+    with _clear_errors():
+        found = read_capabilities(istio.session.kube, istio.mesh_config(),
+                                  istio.profile if istio.installed_by_run else None)
+    pytestconfig.stash[MESH_KEY] = found
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _requires(request: pytest.FixtureRequest) -> None:
+    """``@pytest.mark.requires``: skip when the installed mesh lacks a capability (read once,
+    by the first test that needs one; later ones are skipped before their fixtures run)."""
+    from pytest_istiolab.plugin import NEEDS_KEY
+
+    needed = request.node.stash.get(NEEDS_KEY, ())
+    if needed:
+        mesh: MeshCapabilities = request.getfixturevalue("mesh_capabilities")
+        missing = mesh.missing(needed)
+        if missing:
+            pytest.skip(mesh.reason(missing))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from pytest_istiolab import constants as c
 from pytest_istiolab.cluster import ClusterHandle, ClusterProvider, HandedOver, make_provider
 from pytest_istiolab.cluster.providers.kind import handle_from_json, handle_to_json
 from pytest_istiolab.deploy import inspect_cluster
+from pytest_istiolab.deploy.capabilities import MeshCapabilities
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import resolve_istioctl
 from pytest_istiolab.report import conformance, recording, reporting
@@ -27,6 +28,8 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SHARED_PROVIDER_KEY = pytest.StashKey[ClusterProvider]()
 SHARED_HANDLE_KEY = pytest.StashKey[ClusterHandle]()
 RECORDER_KEY = pytest.StashKey[recording.Recorder]()
+NEEDS_KEY = pytest.StashKey[tuple[str, ...]]()  # an item's required capabilities
+MESH_KEY = pytest.StashKey[MeshCapabilities]()  # the installed mesh's, once read
 HANDLE_INPUT = "istiolab_cluster_handle"
 RUN_ID_INPUT = "istiolab_run_id"  # the controller's run id, the same on every xdist worker
 WORKDIR_INPUT = "istiolab_workdir"  # the controller's workdir: workers' are inside it
@@ -50,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "covers, e.g. check('L1-C06')")
     config.addinivalue_line("markers", f"{c.MARK_REQUIRES}(*capabilities): what the test needs "
                             f"from the installation ({', '.join(c.CAPABILITIES)}); skipped with "
-                            "the reason when the profile lacks it")
+                            "the reason when the installed mesh lacks it")
+    config.pluginmanager.register(RequiresSkip(), "istiolab-requires")
     try:
         settings = _settings(config)
         config.stash[SETTINGS_KEY] = settings
@@ -275,7 +279,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    settings = config.stash[SETTINGS_KEY]
     for item in items:
         conformance.annotate(item)
         lab = item.get_closest_marker(c.MARK_LAB)
@@ -284,10 +287,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         needed = [cap for mark in item.iter_markers(c.MARK_REQUIRES) for cap in mark.args]
         if lab is not None and lab.args:
             needed += c.LAB_REQUIRES.get(int(lab.args[0]), ())
-        missing = [cap for cap in dict.fromkeys(needed) if cap not in settings.capabilities]
-        if missing:
-            item.add_marker(pytest.mark.skip(
-                reason=f"profile {settings.profile!r} has no {', '.join(missing)}"))
+        if needed:  # decided at setup, by the installed mesh (see _skip_without)
+            item.stash[NEEDS_KEY] = tuple(dict.fromkeys(needed))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -295,6 +296,21 @@ def pytest_runtest_setup(item: pytest.Item):  # type: ignore[no-untyped-def]
     reporting.mark_commands(item)
     _phase(item)
     return (yield)
+
+
+class RequiresSkip:
+    """Skips a test whose ``requires`` capabilities the installed mesh lacks, before its
+    fixtures run (a plain hook inside every wrapper, like pytest's own skip marks). Until the
+    mesh has been read (the first such test of a worker), the ``_requires`` fixture decides."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        needed = item.stash.get(NEEDS_KEY, ())
+        mesh = item.config.stash.get(MESH_KEY, None)
+        if needed and mesh is not None:
+            missing = mesh.missing(needed)
+            if missing:
+                pytest.skip(mesh.reason(missing))
 
 
 class PhaseTimeout(Exception):

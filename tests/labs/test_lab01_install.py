@@ -83,7 +83,8 @@ def test_install_without_yes_asks_first_and_changes_nothing(istio, istioctl, kub
 
 @pytest.mark.check("L1-C05")
 @pytest.mark.requires("istiod")
-def test_client_control_plane_and_data_plane_versions_agree(istio, kube, cluster, istio_settings):
+def test_client_control_plane_and_data_plane_versions_agree(istio, kube, cluster, istio_settings,
+                                                            mesh_capabilities):
     """``(N proxies)`` counts every Envoy: the gateways plus one sidecar per injected pod.
 
     Other labs (other xdist workers on a shared cluster) start and delete pods while this runs,
@@ -114,7 +115,8 @@ def test_client_control_plane_and_data_plane_versions_agree(istio, kube, cluster
     assert (version.client, version.control_plane, version.data_plane) == (
         istio_settings.version, istio_settings.version, data_plane)
     gateways = [p for p in proxies if p[0] == ISTIO_NS]
-    assert len(gateways) == len({"ingress-gateway", "egress-gateway"} & istio_settings.capabilities)
+    assert len(gateways) == len({"ingress-gateway", "egress-gateway"}
+                                & mesh_capabilities.present)
 
 
 @pytest.mark.check("L1-C06")
@@ -175,10 +177,10 @@ ADDON_PODS = {"grafana": 1, "jaeger": 1, "kiali": 1, "prometheus": 2, "loki-0": 
 
 @pytest.mark.check("L1-C09")
 @pytest.mark.parametrize("prefix", sorted(ISTIO_PODS))
-def test_control_plane_pod_is_running_and_ready(istio, kube, istio_settings, prefix):
+def test_control_plane_pod_is_running_and_ready(istio, kube, mesh_capabilities, prefix):
     containers, capability = ISTIO_PODS[prefix]
-    if capability and capability not in istio_settings.capabilities:
-        pytest.skip(f"profile {istio_settings.profile!r} has no {capability}")
+    if capability and not mesh_capabilities.has(capability):
+        pytest.skip(mesh_capabilities.reason([capability]))
     _assert_pod_ready(kube, prefix, containers)
 
 
@@ -218,14 +220,14 @@ ADDON_SERVICES = {
 
 @pytest.mark.check("L1-C10")
 @pytest.mark.parametrize("name", sorted(SERVICES))
-def test_control_plane_service_type_and_ports(istio, kube, istio_settings, control_plane, name):
+def test_control_plane_service_type_and_ports(istio, kube, mesh_capabilities, control_plane, name):
     """The manual lists ``istiod``, the default revision's Service; on a revision-based mesh
     Istio 1.26 names it ``istiod-<rev>``, and that of the revision injecting the labs'
     namespaces is checked (a deviation that follows Istio 1.26)."""
     kind, ports, capability = SERVICES[name]
-    if capability and capability not in istio_settings.capabilities:
-        pytest.skip(f"profile {istio_settings.profile!r} has no {capability}")
-    if name == "istio-ingressgateway" and istio_settings.profile != "demo":
+    if capability and not mesh_capabilities.has(capability):
+        pytest.skip(mesh_capabilities.reason([capability]))
+    if name == "istio-ingressgateway" and mesh_capabilities.profile_like != "demo":
         ports = DEFAULT_INGRESS_PORTS
     name = control_plane.istiod if name == "istiod" else name
     svc = kube.get("v1", "Service", name, ISTIO_NS)
@@ -265,11 +267,11 @@ def test_addon_cluster_rbac_exists(addons, kube, kind, name):
 
 
 @pytest.mark.check("L1-C11")
-def test_demo_components_have_no_autoscalers_and_no_lab_routing(istio, kube, istio_settings):
+def test_demo_components_have_no_autoscalers_and_no_lab_routing(istio, kube, mesh_capabilities):
     """``kubectl get svc,pod,hpa,pdb,Gateway,VirtualService -n istio-system``: the demo profile
     disables autoscaling, each gateway has a PodDisruptionBudget, and no Gateway or
     VirtualService lives in istio-system."""
-    if istio.profile != "demo":
+    if mesh_capabilities.profile_like != "demo":
         pytest.skip("the manual documents this overview for the demo profile only")
     assert kube.list("autoscaling/v2", "HorizontalPodAutoscaler", ISTIO_NS) == []
     pdbs = {p["metadata"]["name"] for p in kube.list("policy/v1", "PodDisruptionBudget", ISTIO_NS)}

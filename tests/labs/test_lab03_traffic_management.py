@@ -336,14 +336,14 @@ def test_httpbin_runs_with_its_sidecar(httpbin, kube):
 
 @pytest.mark.check("L3.5-C02")
 def test_ingress_gateway_service_ports_give_the_ingress_variables(kube, ingress,
-                                                                  istio_settings):
+                                                                  mesh_capabilities):
     """The manual's demo profile adds tcp 31400 and tls 15443 (Istio 1.26 profile-demo.yaml);
     other profiles keep the chart's status-port, http2 and https."""
     svc = kube.get("v1", "Service", "istio-ingressgateway", "istio-system")
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
     assert svc["spec"]["type"] == "LoadBalancer"
     expected = {"status-port": 15021, "http2": 80, "https": 443}
-    if istio_settings.profile == "demo":
+    if mesh_capabilities.profile_like == "demo":
         expected.update(tcp=31400, tls=15443)
     assert {name: p["port"] for name, p in ports.items()} == expected
     assert all(p.get("nodePort") for p in ports.values())
