@@ -78,3 +78,20 @@ def test_kind_node_images_are_pinned_by_digest_and_one_job_runs_kubernetes_1_33(
     assert any(entry["istio"].startswith("1.27.") and
                _key(re.search(r":v([0-9.]+)@", entry["node"])[1])[:2] >= (1, 33)
                for entry in include), include
+
+
+def test_the_egress_labs_use_an_external_host_outside_the_cluster_and_the_registry() -> None:
+    """Labs 3.4/3.6 against a host outside the mesh registry (not httpbin.org, not a Service):
+    a docker container on kind's network, named for the pods by a CoreDNS hosts entry."""
+    job = _jobs()["labs"]
+    host = job["env"]["EXTERNAL_HOST"]
+    assert host != c.DEFAULT_EXTERNAL_HOST and not host.endswith(".svc.cluster.local")
+    steps = {step.get("name", ""): step.get("run", "") for step in job["steps"]}
+    names = list(steps)
+    setup = next(n for n in names if n.startswith("External httpbin"))
+    assert names.index(setup) < names.index("Lab suite")
+    script = steps[setup]
+    assert "docker run" in script and "--network kind" in script
+    assert "hosts {" in script and "$EXTERNAL_HOST" in script and "coredns" in script
+    assert "kind: Service" not in script and "kubectl expose" not in script
+    assert '--istio-external-host "$EXTERNAL_HOST"' in steps["Lab suite"]
