@@ -92,6 +92,7 @@ def test_the_egress_labs_use_an_external_host_outside_the_cluster_and_the_regist
     assert names.index(setup) < names.index("Lab suite")
     script = steps[setup]
     assert "docker run" in script and "--network kind" in script
+    assert "$proxy_add_x_forwarded_for" in script  # two origins through the egress gateway
     assert "hosts {" in script and "$EXTERNAL_HOST" in script and "coredns" in script
     assert "kind: Service" not in script and "kubectl expose" not in script
     assert '--istio-external-host "$EXTERNAL_HOST"' in steps["Lab suite"]
