@@ -20,8 +20,8 @@ from pytest_istiolab.deploy import (
     IstioInstallation,
     MeshLock,
     MeshWide,
+    RunInstall,
     Sleep,
-    ensure_istio,
     found,
 )
 from pytest_istiolab.deploy.capabilities import MeshCapabilities, read_capabilities
@@ -95,16 +95,17 @@ def istio(cluster: ClusterSession, istio_settings: Settings,
 
     ``--istio-install`` decides: ``if-missing`` (default) tests a running istiod as it is and
     reports a version other than ``--istio-version``; ``always`` (re)installs; ``never`` fails
-    on a cluster without Istio.
+    on a cluster without Istio. Once per run: xdist workers sharing a cluster let the first
+    one install, and the others use that installation.
     """
     with _clear_errors():
-        installation = ensure_istio(cluster, istio_settings.profile)
+        installation = RunInstall(cluster).ensure(istio_settings.profile)
     reporting.note_warnings(pytestconfig, installation.warnings)
     try:
         kubernetes = str(cluster.kube.raw_get("/version").get("gitVersion", "unknown"))
     except IstioLabError:  # the table is informative: a failed look-up must not fail tests
         kubernetes = "unknown"
-    described = installation.found.describe() if installation.found.present else (
+    described = installation.found.describe() if not installation.installed_by_run else (
         f"Istio {istio_settings.version} installed by the run (profile {installation.profile})")
     reporting.note_environment(pytestconfig, described, kubernetes)
     with _clear_errors():
@@ -316,7 +317,8 @@ def ingress_lock(cluster: ClusterSession) -> MeshLock:
 def _module_uses_ingress(request: pytest.FixtureRequest) -> bool:
     module = request.node.nodeid
     return any(item.nodeid.startswith(module + "::") and
-               {"ingress", "bookinfo"} & set(getattr(item, "fixturenames", ()))
+               {"ingress", "bookinfo", "gateway_credentials"} &
+               set(getattr(item, "fixturenames", ()))
                for item in request.session.items)
 
 
@@ -386,10 +388,13 @@ def certs() -> Iterator[LabCertificates]:
 
 @pytest.fixture(scope="module")
 def gateway_credentials(request: pytest.FixtureRequest, cluster: ClusterSession,
-                        istio: IstioInstallation,
+                        istio: IstioInstallation, lab_namespace: str,
                         istio_settings: Settings) -> Iterator[GatewayCredentials]:
     """Creates the gateway's ``credentialName`` Secrets in ``istio-system`` as the manual does
-    (``kubectl create secret tls|generic``); those still there are deleted at the end."""
+    (``kubectl create secret tls|generic``); those still there are deleted at the end.
+
+    The manual's Secret names are the same for every worker of a run: a module using them
+    holds the ingress lock (see :func:`lab_namespace`) until they are deleted."""
     creds = GatewayCredentials(cluster.kube)
     yield creds
     if _should_remove(request, istio_settings):

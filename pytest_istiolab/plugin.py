@@ -15,7 +15,7 @@ import pytest
 from pytest_istiolab import constants as c
 from pytest_istiolab.cluster import ClusterHandle, ClusterProvider, HandedOver, make_provider
 from pytest_istiolab.cluster.providers.kind import handle_from_json, handle_to_json
-from pytest_istiolab.deploy import inspect_cluster
+from pytest_istiolab.deploy import inspect_cluster, runinstall
 from pytest_istiolab.deploy.capabilities import MeshCapabilities
 from pytest_istiolab.errors import IstioLabError
 from pytest_istiolab.istioctl import resolve_istioctl
@@ -156,7 +156,10 @@ def _workdir(config: pytest.Config) -> Path:
 
 
 def _remove_worker_dirs(settings: Settings) -> None:
-    """On the controller, once its workers are gone: their directories (``gw*``)."""
+    """On the controller, once its workers are gone: their directories (``gw*``) and the
+    run's install records."""
+    with contextlib.suppress(OSError):
+        runinstall.forget(settings.run_dir)
     with contextlib.suppress(OSError):
         for child in settings.workdir.iterdir():
             if child.name.startswith("gw") and child.is_dir():
@@ -223,11 +226,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name == ENV_PROPERTY:
             _found_environment(_CONFIG[0], dict(value))  # type: ignore[call-overload]
+            reporting.note_tested(_CONFIG[0], _worker_of(report), dict(value))  # type: ignore[call-overload]
         elif name == reporting.KEPT_PROPERTY:
             reporting.note_kept(_CONFIG[0], list(value))  # type: ignore[call-overload]
 
 
 _CONFIG: list[pytest.Config] = []
+
+
+def _worker_of(report: pytest.TestReport) -> str:
+    """The xdist worker a report came from ("" in a run without workers)."""
+    node = getattr(report, "node", None)  # set by xdist's controller
+    return str(getattr(node, "workerinput", {}).get("workerid", ""))
 
 
 def _found_environment(config: pytest.Config, found: dict[str, str]) -> None:
@@ -388,6 +398,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     """Warnings, the JSON report's path, then the conformance section, whose last line is the
     count of catalogue checks passed."""
     reporting.write_warnings(terminalreporter, config)
+    for line in reporting.tested_lines(config):
+        terminalreporter.write_line(line)
     settings = config.stash.get(SETTINGS_KEY, None)
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None:

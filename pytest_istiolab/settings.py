@@ -50,6 +50,12 @@ class Settings:
         return f"{self.run_id}{self.worker}"
 
     @property
+    def run_dir(self) -> Path:
+        """The directory all processes of the run share: the controller's workdir (an xdist
+        worker's workdir is inside it, see the plugin)."""
+        return self.workdir.parent if self.worker else self.workdir
+
+    @property
     def capabilities(self) -> frozenset[str]:
         return c.PROFILE_CAPABILITIES.get(self.profile, frozenset())
 

@@ -22,6 +22,7 @@ from pytest_istiolab.deploy.installation import (
 )
 from pytest_istiolab.deploy.meshwide import MeshLock, MeshWide
 from pytest_istiolab.deploy.pages import PageClient, TimedPage
+from pytest_istiolab.deploy.runinstall import RunInstall
 from pytest_istiolab.deploy.samples import (
     BOOKINFO_DEPLOYMENTS,
     BOOKINFO_SERVICES,
@@ -35,8 +36,7 @@ from pytest_istiolab.deploy.samples import (
 __all__ = [
     "BOOKINFO_DEPLOYMENTS", "BOOKINFO_SERVICES", "ISTIO_NAMESPACE", "Addons", "App", "Bookinfo",
     "ControlPlane", "FoundIstio", "GatewayCredentials", "Httpbin", "IstioInstallation",
-    "MeshLock", "MeshWide", "PageClient", "RunPlan", "Sleep", "TimedPage", "ensure_istio",
-    "find_istio",
-    "inspect_cluster", "kube_injected", "plan_run", "pod_revision", "serving_control_plane",
-    "version_mismatch",
+    "MeshLock", "MeshWide", "PageClient", "RunInstall", "RunPlan", "Sleep", "TimedPage",
+    "ensure_istio", "find_istio", "inspect_cluster", "kube_injected", "plan_run",
+    "pod_revision", "serving_control_plane", "version_mismatch",
 ]

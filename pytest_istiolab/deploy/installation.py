@@ -214,23 +214,35 @@ class IstioInstallation:
 
 
 def ensure_istio(session: ClusterSession, profile: str) -> IstioInstallation:
-    """Apply the run's install policy (``session.settings.install``, see the module docstring)."""
-    settings, kube = session.settings, session.kube
-    found = find_istio(kube)
+    """Apply the run's install policy (``session.settings.install``, see the module docstring).
+
+    One process's view: xdist workers sharing a cluster agree on who installs through
+    :class:`pytest_istiolab.deploy.runinstall.RunInstall`, which uses the same two steps."""
+    found = find_istio(session.kube)
+    installation = tested_as_is(session, profile, found) or install_istio(session, profile, found)
+    installation.wait_ready()
+    return installation
+
+
+def tested_as_is(session: ClusterSession, profile: str,
+                 found: FoundIstio) -> IstioInstallation | None:
+    """The installed mesh when the policy tests it as it is, None when an install is due;
+    ClusterError for ``never`` on a cluster without Istio."""
+    settings = session.settings
     if settings.install == "never" and not found.present:
         raise not_installed(f"context {session.handle.context} ({session.handle.description})")
-    if found.present and settings.install != "always":
-        warning = version_mismatch(found, settings)
-        as_is = IstioInstallation(session, profile, None, None, found,
-                                  (warning,) if warning else ())
-        as_is.wait_ready()
-        return as_is
+    if not found.present or settings.install == "always":
+        return None
+    warning = version_mismatch(found, settings)
+    return IstioInstallation(session, profile, None, None, found, (warning,) if warning else ())
+
+
+def install_istio(session: ClusterSession, profile: str,
+                  found: FoundIstio) -> IstioInstallation:
+    """``istioctl x precheck``, then ``istioctl install --set profile=P -y`` (not waited for)."""
     ctl = session.istioctl
     precheck = ctl.precheck()
-    install = ctl.install(profile)
-    installed = IstioInstallation(session, profile, precheck, install, found)
-    installed.wait_ready()
-    return installed
+    return IstioInstallation(session, profile, precheck, ctl.install(profile), found)
 
 
 class Addons:

@@ -174,12 +174,29 @@ def kept_lines(settings: Any, failed: bool, kind_cluster: str | None = None,
 
 
 ENVIRONMENT_KEY = pytest.StashKey[dict[str, str]]()
+ISTIO_FOUND = "istiolab Istio found"
+TESTED_KEY = pytest.StashKey[dict[str, str]]()
 
 
 def note_environment(config: pytest.Config, istio_found: str, kubernetes: str) -> None:
     """What the cluster runs (for pytest-html's Environment table), once known."""
-    config.stash[ENVIRONMENT_KEY] = {"istiolab Istio found": istio_found,
+    config.stash[ENVIRONMENT_KEY] = {ISTIO_FOUND: istio_found,
                                      "istiolab Kubernetes version": kubernetes}
+
+
+def note_tested(config: pytest.Config, worker: str, environment: dict[str, str]) -> None:
+    """On the controller: the mesh a process tested (an xdist worker's id, or "")."""
+    if ISTIO_FOUND in environment:
+        config.stash.setdefault(TESTED_KEY, {})[worker] = environment[ISTIO_FOUND]
+
+
+def tested_lines(config: pytest.Config) -> list[str]:
+    """One summary line per mesh the run's processes tested, naming the xdist workers."""
+    workers: dict[str, list[str]] = {}
+    for worker, described in sorted(config.stash.get(TESTED_KEY, {}).items()):
+        workers.setdefault(described, []).append(worker)
+    return [f"istiolab: the mesh under test{' (' + ', '.join(w) + ')' if any(w) else ''}: "
+            f"{mesh}" for mesh, w in workers.items()]
 
 
 def environment(config: pytest.Config) -> dict[str, str]:
