@@ -390,12 +390,13 @@ def certs() -> Iterator[LabCertificates]:
 def gateway_credentials(request: pytest.FixtureRequest, cluster: ClusterSession,
                         istio: IstioInstallation, lab_namespace: str,
                         istio_settings: Settings) -> Iterator[GatewayCredentials]:
-    """Creates the gateway's ``credentialName`` Secrets in ``istio-system`` as the manual does
+    """Creates the gateway's ``credentialName`` Secrets in the gateway's namespace (the manual's
+    ``istio-system``; ``istio-ingress`` in the Helm layout) as the manual does
     (``kubectl create secret tls|generic``); those still there are deleted at the end.
 
     The manual's Secret names are the same for every worker of a run: a module using them
     holds the ingress lock (see :func:`lab_namespace`) until they are deleted."""
-    creds = GatewayCredentials(cluster.kube)
+    creds = GatewayCredentials(cluster.kube, namespace=cluster.ingress.namespace)
     yield creds
     if _should_remove(request, istio_settings):
         with _clear_errors():

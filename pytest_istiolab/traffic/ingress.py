@@ -2,7 +2,8 @@
 
 Lab 2 computes (and every later lab reuses)::
 
-    INGRESS_HOST = status.hostIP of the first pod labelled istio=ingressgateway (istio-system)
+    INGRESS_HOST = status.hostIP of the first pod labelled istio=ingressgateway (istio-system;
+                   the namespace holding the Service istio=ingressgateway, see gateway_namespace)
     INGRESS_PORT = nodePort of the istio-ingressgateway port named http2
     SECURE_INGRESS_PORT = nodePort of the port named https;  TCP_INGRESS_PORT: port named tcp
     GATEWAY_URL = $INGRESS_HOST:$INGRESS_PORT
@@ -46,6 +47,17 @@ ISTIO_NAMESPACE = "istio-system"
 GATEWAY_SELECTOR = "istio=ingressgateway"
 GATEWAY_SERVICE = "istio-ingressgateway"
 FIX_NO_GATEWAY = "install a profile with an ingress gateway (demo or default)"
+
+
+def gateway_namespace(kube: Kube) -> str:
+    """The namespace of the Service labelled ``istio=ingressgateway``: ``istio-system`` when it
+    has one (``istioctl install``), else the first other (the Helm layout's ``istio-ingress``);
+    ``istio-system`` when there is none (the error then names it)."""
+    found = {str(s["metadata"].get("namespace") or "")
+             for s in kube.list("v1", "Service", None, GATEWAY_SELECTOR)} - {""}
+    if ISTIO_NAMESPACE in found or not found:
+        return ISTIO_NAMESPACE
+    return sorted(found)[0]
 
 
 @dataclass(frozen=True)
@@ -128,9 +140,11 @@ class Ingress:
     """HTTP to the ingress gateway's NodePorts (``http://$GATEWAY_URL/...``)."""
 
     def __init__(self, kube: Kube, *, node_address: str | None = None,
-                 timeouts: Timeouts | None = None, namespace: str = ISTIO_NAMESPACE,
+                 timeouts: Timeouts | None = None, namespace: str | None = None,
                  probe_timeout: float = 2.0) -> None:
-        self.kube, self.node_address, self.namespace = kube, node_address, namespace
+        # namespace None: the one holding the gateway's Service, read again on refresh()
+        self.kube, self.node_address, self._pinned = kube, node_address, namespace
+        self._namespace = namespace
         self.timeouts = timeouts or kube.timeouts
         self.probe_timeout = probe_timeout
         self._address: GatewayAddress | None = None
@@ -141,6 +155,13 @@ class Ingress:
         self._relay_api: Any = None
 
     # ------------------------------------------------------------------ addresses
+    @property
+    def namespace(self) -> str:
+        """The gateway's namespace (given, or found: see :func:`gateway_namespace`)."""
+        if self._namespace is None:
+            self._namespace = gateway_namespace(self.kube)
+        return self._namespace
+
     @property
     def address(self) -> GatewayAddress:
         if self._address is None:
@@ -155,6 +176,7 @@ class Ingress:
         object, as a request on another thread (a load loop) may still be using it. Relays
         stay: each connection picks a ready gateway pod when it starts."""
         self._address = None
+        self._namespace = self._pinned
         if self._client is not None:
             self._retired.append(self._client)
             self._client = None

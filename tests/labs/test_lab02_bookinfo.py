@@ -192,8 +192,8 @@ def test_default_destination_rule_subsets(bookinfo, kube, host):
 
 @pytest.mark.check("L2-C07")
 def test_gateway_url_is_node_address_and_http2_node_port(bookinfo, ingress, kube):
-    gateway_pod = kube.pods("istio-system", "istio=ingressgateway")[0]
-    svc = kube.get("v1", "Service", "istio-ingressgateway", "istio-system")
+    gateway_pod = kube.pods(ingress.namespace, "istio=ingressgateway")[0]
+    svc = kube.get("v1", "Service", "istio-ingressgateway", ingress.namespace)
     ports = {p["name"]: p.get("nodePort") for p in svc["spec"]["ports"]}
     assert ingress.host == gateway_pod["status"]["hostIP"]
     assert (ingress.port, ingress.secure_port) == (ports["http2"], ports["https"])

@@ -67,7 +67,7 @@ DETAILS_0 = {"id": 0, "author": "William Shakespeare", "year": 1595, "type": "pa
              "pages": 200, "publisher": "PublisherA", "language": "English",
              "ISBN-10": "1234567890", "ISBN-13": "123-1234567890"}
 HTTPBIN_HOST = "httpbin.example.com"
-INGRESS_SA = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+INGRESS_SA = "spiffe://cluster.local/ns/{}/sa/istio-ingressgateway-service-account"
 
 
 # ------------------------------------------------------------------ helpers
@@ -339,7 +339,7 @@ def test_ingress_gateway_service_ports_give_the_ingress_variables(kube, ingress,
                                                                   mesh_capabilities):
     """The manual's demo profile adds tcp 31400 and tls 15443 (Istio 1.26 profile-demo.yaml);
     other profiles keep the chart's status-port, http2 and https."""
-    svc = kube.get("v1", "Service", "istio-ingressgateway", "istio-system")
+    svc = kube.get("v1", "Service", "istio-ingressgateway", ingress.namespace)
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
     assert svc["spec"]["type"] == "LoadBalancer"
     expected = {"status-port": 15021, "http2": 80, "https": 443}
@@ -347,7 +347,7 @@ def test_ingress_gateway_service_ports_give_the_ingress_variables(kube, ingress,
         expected.update(tcp=31400, tls=15443)
     assert {name: p["port"] for name, p in ports.items()} == expected
     assert all(p.get("nodePort") for p in ports.values())
-    gateway_pod = kube.pods("istio-system", "istio=ingressgateway")[0]
+    gateway_pod = kube.pods(ingress.namespace, "istio=ingressgateway")[0]
     assert ingress.host == gateway_pod["status"]["hostIP"]
     assert (ingress.port, ingress.secure_port) == (ports["http2"]["nodePort"],
                                                    ports["https"]["nodePort"])
@@ -430,7 +430,7 @@ def test_headers_for_any_host_from_outside(headers_published, cluster, ingress):
     [xfcc] = headers["X-Forwarded-Client-Cert"]
     assert xfcc.startswith(f"By=spiffe://cluster.local/ns/{headers_published.namespace}/sa/"
                            "httpbin;Hash=")
-    assert xfcc.endswith(f'Subject="";URI={INGRESS_SA}')
+    assert xfcc.endswith(f'Subject="";URI={INGRESS_SA.format(ingress.namespace)}')
 
 
 def test_ingressgateway2_drops_the_status_and_delay_routes(headers_published, cluster, ingress):

@@ -93,7 +93,7 @@ def served(result: HttpsResult, status: int, subject: str, credential: str) -> H
     assert result.exit_code == 0 and result.status == status, (
         f"expected HTTP {status} over TLS; got {result.describe()}. A handshake failure "
         f"(exit 35) means the gateway has no usable credential: is the Secret "
-        f"istio-system/{credential} present with tls.crt and tls.key?")
+        f"{credential} present with tls.crt and tls.key in the gateway's namespace?")
     assert (result.subject, result.issuer) == (subject, ROOT_DN), result.describe()
     assert (result.alpn, result.http_version) == ("h2", "2"), (
         f"the gateway offers h2 (ALPN) and curl uses it: {result.describe()}")
@@ -119,7 +119,7 @@ def no_response(result: HttpsResult, codes: set[int], why: str) -> HttpsResult:
 
 
 def gateway_pod(cluster) -> tuple[str, str, int]:  # type: ignore[no-untyped-def]
-    pod = cluster.kube.list("v1", "Pod", "istio-system", "istio=ingressgateway")[0]
+    pod = cluster.kube.list("v1", "Pod", cluster.ingress.namespace, "istio=ingressgateway")[0]
     restarts = sum(int(s.get("restartCount", 0))
                    for s in (pod.get("status") or {}).get("containerStatuses") or [])
     return pod["metadata"]["name"], pod["metadata"]["uid"], restarts
@@ -165,7 +165,7 @@ def test_after_rotation_the_new_ca_gets_the_teapot(cluster, ingress, certs, rota
         result = get(ingress, HTTPBIN, "/status/418", certs.new_root)
         assert result.exit_code == 0, (
             f"the rotated certificate is not served yet (the gateway must pick up the new "
-            f"Secret istio-system/{HTTPBIN_CREDENTIAL}): {result.describe()}")
+            f"Secret {ingress.namespace}/{HTTPBIN_CREDENTIAL}): {result.describe()}")
         return teapot(result)
 
     until(cluster, new_ca_served, "the rotated credential is served")
@@ -289,5 +289,5 @@ def test_an_unusable_credential_fails_the_handshake(cluster, ingress, certs, app
     apply(LAB + "sdsvirtualserver.yaml")
     until(cluster, lambda: no_response(
         get(ingress, HTTPBIN, "/status/418", certs.root), {NO_FILTER_CHAIN},
-        f"the Gateway's credential istio-system/{name} is {problem}"),
-        f"the handshake fails for the {problem} Secret istio-system/{name}")
+        f"the Gateway's credential {ingress.namespace}/{name} is {problem}"),
+        f"the handshake fails for the {problem} Secret {ingress.namespace}/{name}")

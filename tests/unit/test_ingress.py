@@ -65,9 +65,9 @@ def node_port() -> Iterator[int]:
 
 
 def gateway(cluster: Cluster, kube: Kube, http_port: int, with_pod: bool = True,
-            service_type: str = "LoadBalancer", names: tuple[str, ...] = ("http2", "https")
-            ) -> None:
-    kube.create_namespace(ISTIO, {})
+            service_type: str = "LoadBalancer", names: tuple[str, ...] = ("http2", "https"),
+            namespace: str = ISTIO) -> None:
+    kube.create_namespace(namespace, {})
     ports = [{"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"}]
     for i, name in enumerate(names):
         port = {"name": name, "port": 80 + i, "targetPort": 8080 + i, "protocol": "TCP"}
@@ -75,12 +75,13 @@ def gateway(cluster: Cluster, kube: Kube, http_port: int, with_pod: bool = True,
             port["nodePort"] = http_port if name == "http2" else 31443 + i
         ports.append(port)
     kube.apply([{"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": "istio-ingressgateway", "namespace": ISTIO},
+                 "metadata": {"name": "istio-ingressgateway", "namespace": namespace,
+                              "labels": {"istio": "ingressgateway"}},
                  "spec": {"type": service_type, "selector": {"istio": "ingressgateway"},
                           "ports": ports}}])
     if with_pod:
         obj, status = pod("istio-ingressgateway-5d8f7b9c4-x2x9z", {"istio": "ingressgateway"})
-        obj["metadata"]["namespace"] = ISTIO
+        obj["metadata"]["namespace"] = namespace
         status["hostIP"] = "127.0.0.1"
         cluster.put("pods", obj, status=status)
 
@@ -149,6 +150,21 @@ def test_refresh_rereads_ports(ingress: Ingress, cluster: Cluster, kube: Kube) -
     assert ingress.secure_port == 31444
     ingress.refresh()
     assert ingress.secure_port == 31555
+
+
+def test_gateway_found_where_its_service_is(cluster: Cluster, kube: Kube,
+                                            node_port: int) -> None:
+    """The Helm layout puts the gateway in istio-ingress; istio-system wins when both have one,
+    and refresh() looks again (a reinstall may move it)."""
+    gateway(cluster, kube, 31080, namespace="istio-ingress")
+    ing = Ingress(kube)
+    assert (ing.namespace, ing.address.port("http2")) == ("istio-ingress", 31080)
+    gateway(cluster, kube, node_port)
+    assert ing.namespace == "istio-ingress"  # kept until refreshed
+    ing.refresh()
+    assert (ing.namespace, ing.port) == (ISTIO, node_port)
+    assert Ingress(kube, namespace="istio-ingress").address.port("http2") == 31080  # given: kept
+    ing.close()
 
 
 def test_no_gateway_service(kube: Kube) -> None:
