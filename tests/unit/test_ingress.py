@@ -191,8 +191,12 @@ def test_missing_named_ports(cluster: Cluster, kube: Kube, node_port: int) -> No
 
 def test_cluster_ip_service_has_no_node_ports(cluster: Cluster, kube: Kube,
                                               node_port: int) -> None:
+    """No NodePorts: the port-forward fallback (tests/embedded/test_ingress_portforward.py
+    carries requests through it); asking for a nodePort says why there is none."""
     gateway(cluster, kube, node_port, service_type="ClusterIP")
+    ingress = Ingress(kube)
+    assert ingress.via == "port-forward"
     with pytest.raises(ClusterError) as info:
-        _ = Ingress(kube).gateway_url
+        ingress.address.port("http2")
     assert "no nodePort for a port named 'http2' (node ports: none)" in str(info.value)
     assert "type NodePort or LoadBalancer" in str(info.value)
