@@ -62,17 +62,25 @@ def pytest_configure(config):
 }
 
 LEGACY = "test_reachability_matrix[{}-sleep.legacy-to-httpbin.{}]"
+# The first cell of a phase waits until both servers show the phase's mode (Lab 7's enter():
+# legacy refused under STRICT, answered otherwise), so with the mode broken that cell goes
+# red too, and so do the Lab 8 checks polled together with the policy's denial (expect_all).
+FIRST_CELL = "test_reachability_matrix[{}-sleep.foo-to-httpbin.foo]"
 CASES = [
     ("strict_ignored", "test_lab07_mtls.py",
-     {LEGACY.format("strict", "foo"), LEGACY.format("strict", "bar"),
+     {LEGACY.format("strict", "foo"), LEGACY.format("strict", "bar"), FIRST_CELL.format("strict"),
       "test_plaintext_from_a_sidecar_to_a_strict_server_is_a_503"}),
     ("permissive_as_strict", "test_lab07_mtls.py",
      {LEGACY.format(phase, to) for phase in ("baseline", "permissive") for to in ("foo", "bar")}
-     | {"test_plaintext_request_under_permissive_carries_no_xfcc"}),
+     | {FIRST_CELL.format("baseline"), FIRST_CELL.format("permissive"),
+        "test_no_peer_authentication_and_no_destination_rule_for_the_lab",
+        "test_plaintext_request_under_permissive_carries_no_xfcc"}),
     ("bad_signature_accepted", "test_lab08_jwt.py", {"test_token_with_a_bad_signature_is_401"}),
     ("expired_accepted", "test_lab08_jwt.py", {"test_expired_token_is_401"}),
     ("allow_without_match_passes", "test_lab08_jwt.py",
-     {"test_no_token_is_denied_under_the_policy", "test_groups_claim_condition"}),
+     {"test_no_token_is_denied_under_the_policy", "test_groups_claim_condition",
+      "test_valid_token_is_allowed_under_the_policy",
+      "test_verified_token_is_not_forwarded_to_the_application"}),
 ]
 
 
