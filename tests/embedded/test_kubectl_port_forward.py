@@ -99,8 +99,21 @@ def test_port_forward_to_an_app_port(mesh: tuple[Kit, Kubectl]) -> None:
     kit, kubectl = mesh
     port = _free_port()
     fwd = _forward(kubectl, "svc/details", f"{port}:9080")
+    stalled: list[str] = []
     try:
-        answer = httpx.get(f"http://127.0.0.1:{port}/details/0", timeout=HTTP_TIMEOUT)
+        # Known and not explained: about once in 15 loaded runs (CI under -n 2) the first
+        # forwarded connection is handled by kubectl but never answered by the pod side. The
+        # verdict here is that forwarding to an app port works, so a stalled connection is
+        # retried once on a new one (as a user would) and reported if that fails too.
+        for _attempt in range(2):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/details/0",
+                                   timeout=HTTP_TIMEOUT / 2)
+                break
+            except httpx.TimeoutException as exc:
+                stalled.append(repr(exc))
+        else:
+            pytest.fail(f"{stalled}; kubectl printed {fwd.lines} {fwd.stop()}")
     except httpx.HTTPError as exc:
         pytest.fail(f"{exc!r}; kubectl printed {fwd.lines} {fwd.stop()}")
     finally:
