@@ -48,10 +48,11 @@ def chart_labels(app: str, component: str, extra: dict[str, str] | None = None) 
 
 
 def obj(api_version: str, kind: str, name: str, labels: dict[str, str], body: Obj | None = None,
-        namespaced: bool = True, annotations: dict[str, str] | None = None) -> Obj:
+        namespaced: bool = True, annotations: dict[str, str] | None = None,
+        namespace: str = NAMESPACE) -> Obj:
     meta: Obj = {"name": name}
     if namespaced:
-        meta["namespace"] = NAMESPACE
+        meta["namespace"] = namespace
     meta["labels"] = dict(labels)
     if annotations:
         meta["annotations"] = dict(annotations)
@@ -81,7 +82,7 @@ def component_of(o: Obj) -> str:
 
 
 def proxy_env(workload: str, extra: list[Obj] | None = None,
-              istiod: str = "istiod") -> list[Obj]:
+              istiod: str = "istiod", namespace: str = NAMESPACE) -> list[Obj]:
     """The environment of a gateway's istio-proxy (router mode)."""
     def field(name: str, path: str) -> Obj:
         return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1",
@@ -96,7 +97,7 @@ def proxy_env(workload: str, extra: list[Obj] | None = None,
         field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         {"name": "ISTIO_META_WORKLOAD_NAME", "value": workload},
         {"name": "ISTIO_META_OWNER",
-         "value": f"kubernetes://apis/apps/v1/namespaces/{NAMESPACE}/deployments/{workload}"},
+         "value": f"kubernetes://apis/apps/v1/namespaces/{namespace}/deployments/{workload}"},
         {"name": "ISTIO_META_MESH_ID", "value": "cluster.local"},
         {"name": "TRUST_DOMAIN", "value": "cluster.local"},
         {"name": "ISTIO_META_UNPRIVILEGED_POD", "value": "true"},

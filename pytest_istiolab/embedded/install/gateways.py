@@ -5,14 +5,16 @@
 ``profile-demo.yaml`` replaces them with those plus tcp 31400 and tls 15443.
 ``istio-egressgateway``: ``ClusterIP`` (http2 80->8080, https 443->8443). Each has a
 Deployment running ``proxyv2`` in router mode, a ServiceAccount, an SDS Role/RoleBinding, a
-PodDisruptionBudget and, when autoscaling, an HPA.
+PodDisruptionBudget and, when autoscaling, an HPA. The ingress gateway's objects go to
+``components.ingressGateways[0].namespace`` (istio-system unless set; Helm's layout uses
+``istio-ingress``), which must exist: istioctl creates only the Istio namespace.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .common import chart_labels, obj, proxy_env
+from .common import NAMESPACE, chart_labels, obj, proxy_env
 from .istiod import hpa
 from .profiles import InstallSpec
 from .sidecar import canonical_resources, proxy_image
@@ -38,7 +40,7 @@ EGRESS_PORTS = [
 def ingress_objects(spec: InstallSpec) -> list[Obj]:
     ports = DEMO_INGRESS_PORTS if spec.profile == "demo" else INGRESS_PORTS
     return gateway_objects(spec, "istio-ingressgateway", "ingressgateway", "IngressGateways",
-                           "LoadBalancer", ports)
+                           "LoadBalancer", ports, spec.ingress_namespace)
 
 
 def egress_objects(spec: InstallSpec) -> list[Obj]:
@@ -47,7 +49,7 @@ def egress_objects(spec: InstallSpec) -> list[Obj]:
 
 
 def gateway_objects(spec: InstallSpec, name: str, istio: str, component: str, svc_type: str,
-                    ports: list[Obj]) -> list[Obj]:
+                    ports: list[Obj], namespace: str = NAMESPACE) -> list[Obj]:
     labels = chart_labels(name, component, {"istio": istio})
     sa = f"{name}-service-account"
     rbac = "rbac.authorization.k8s.io/v1"
@@ -59,7 +61,7 @@ def gateway_objects(spec: InstallSpec, name: str, istio: str, component: str, sv
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                         "name": f"{name}-sds"},
             "subjects": [{"kind": "ServiceAccount", "name": sa}]}),
-        gateway_deployment(spec, name, istio, labels, sa, ports),
+        gateway_deployment(spec, name, istio, labels, sa, ports, namespace),
         obj("v1", "Service", name, labels, {"spec": {
             "type": svc_type, "selector": {"app": name, "istio": istio},
             "ports": [dict(p) for p in ports]}}),
@@ -68,11 +70,13 @@ def gateway_objects(spec: InstallSpec, name: str, istio: str, component: str, sv
     ]
     if ((spec.values.get("gateways") or {}).get(name) or {}).get("autoscaleEnabled"):
         out.append(hpa(name, labels))
+    for o in out:
+        o["metadata"]["namespace"] = namespace
     return out
 
 
 def gateway_deployment(spec: InstallSpec, name: str, istio: str, labels: dict[str, str],
-                       sa: str, ports: list[Obj]) -> Obj:
+                       sa: str, ports: list[Obj], namespace: str = NAMESPACE) -> Obj:
     proxy = (spec.values.get("global") or {}).get("proxy") or {}
     pod_labels = {**labels, "chart": "gateways", "heritage": "Tiller",
                   "service.istio.io/canonical-name": name,
@@ -88,7 +92,8 @@ def gateway_deployment(spec: InstallSpec, name: str, istio: str, labels: dict[st
                  f"--proxyLogLevel={proxy.get('logLevel', 'warning')}",
                  f"--proxyComponentLogLevel={proxy.get('componentLogLevel', 'misc:error')}",
                  "--log_output_level=default:info"],
-        "ports": container_ports, "env": proxy_env(name, istiod=spec.named("istiod")),
+        "ports": container_ports,
+        "env": proxy_env(name, istiod=spec.named("istiod"), namespace=namespace),
         "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021,
                                        "scheme": "HTTP"}, "failureThreshold": 30,
                            "initialDelaySeconds": 1, "periodSeconds": 2, "timeoutSeconds": 1,

@@ -66,6 +66,8 @@ class InstallSpec:
     notices: list[str] = field(default_factory=list)
     version: str = ISTIO_VERSION
     revision: str = ""  # "" is the default revision
+    # components.ingressGateways[0].namespace (Helm's layout puts it in istio-ingress)
+    ingress_namespace: str = "istio-system"
 
     def enabled(self, component: str) -> bool:
         return self.components.get(component, False)
@@ -277,6 +279,20 @@ def _apply_component(spec: InstallSpec, path: str, value: Any) -> None:
         comp, attr = parts[1], ".".join(parts[2:])
     if attr == "name":
         return
+    if attr == "namespace":
+        ns = str(value)
+        if comp == "egressGateways":
+            if ns != "istio-system":
+                raise InstallError(f"--set {path}={value}: the embedded cluster does not model "
+                                   "an egress gateway outside istio-system (only the ingress "
+                                   "gateway's namespace is modelled)")
+            return
+        if comp == "ingressGateways":
+            if not REVISION_RE.match(ns):
+                raise InstallError(f'--set {path}={value}: "{value}" is not a valid '
+                                   "namespace name (a DNS label)")
+            spec.ingress_namespace = ns
+            return
     if attr != "enabled":
         spec.notices.append(f"{path}={value} is accepted but the embedded cluster does not "
                             "act on it")

@@ -58,6 +58,7 @@ class Installer:
     def install(self, spec: InstallSpec) -> None:
         objects = render_spec(spec)
         self._ensure_namespace()
+        self._check_gateway_namespaces(objects)
         for component, (name, icon) in COMPONENT_NAMES.items():
             mine = [o for o in objects if o["metadata"]["labels"].get(COMPONENT_LABEL)
                     == component]
@@ -84,6 +85,26 @@ class Installer:
         if self.backend.get("v1", "Namespace", NAMESPACE) is None:
             self.backend.apply({"apiVersion": "v1", "kind": "Namespace",
                                 "metadata": {"name": NAMESPACE}})
+
+    def _check_gateway_namespaces(self, objects: list[Obj]) -> None:
+        """istioctl creates only the Istio namespace: a gateway namespace that does not exist
+        makes the API server refuse the gateway's objects (``namespaces "istio-ingress" not
+        found``). Checked before anything is applied, so nothing is left half-installed
+        (the real istioctl would already have applied the components before the gateway)."""
+        for o in objects:
+            ns = o["metadata"].get("namespace")
+            if not ns or ns == NAMESPACE or self.backend.get("v1", "Namespace", ns) is not None:
+                continue
+            component = o["metadata"]["labels"].get(COMPONENT_LABEL, "")
+            name = COMPONENT_NAMES.get(component, (component, ""))[0]
+            meta = o["metadata"]
+            self.err.write(f"✘ {name} encountered an error: failed to update resource with "
+                           f"server-side apply for obj {o['kind']}/{ns}/{meta['name']}: "
+                           f'namespaces "{ns}" not found\n')
+            raise InstallFailed(f'failed to install manifests: namespace "{ns}" of the '
+                                f"{name.lower()} does not exist (istioctl creates only the "
+                                f"{NAMESPACE} namespace): create it first, e.g. kubectl "
+                                f"create namespace {ns}")
 
     def _wait_ready(self, objects: list[Obj]) -> None:
         deadline = self.clock() + self.timeout
