@@ -8,7 +8,9 @@ capability a check may need (``@pytest.mark.requires``) is read from the objects
 * ``istiod``: a Deployment labelled ``app=istiod`` in ``istio-system``;
 * ``ingress-gateway``: a Service labelled ``istio=ingressgateway``, in whatever namespace holds
   it (``istio-system`` for ``istioctl install``, ``istio-ingress`` for the Helm layout; the one
-  in ``istio-system`` when there are several); its namespace is :attr:`ingress_namespace`;
+  in ``istio-system`` when there are several); its namespace is :attr:`ingress_namespace` (found by
+  :func:`pytest_istiolab.traffic.ingress.find_gateway_namespace`, the lookup the traffic layer
+  uses too);
 * ``egress-gateway``: a Deployment ``istio-egressgateway`` (any namespace);
 * ``access-log``: the mesh config's ``accessLogFile`` set, with Istio's default format (TEXT,
   or JSON with ``accessLogEncoding: JSON``: :mod:`pytest_istiolab.traffic.accesslog` reads
@@ -23,8 +25,8 @@ from typing import Any
 
 from pytest_istiolab.deploy.installation import ISTIO_NAMESPACE
 from pytest_istiolab.kube import Kube
+from pytest_istiolab.traffic.ingress import find_gateway_namespace
 
-INGRESS_SELECTOR = "istio=ingressgateway"
 EGRESS_DEPLOYMENT = "istio-egressgateway"
 
 
@@ -78,7 +80,7 @@ def read_capabilities(kube: Kube, mesh: dict[str, Any],
     why_not: dict[str, str] = {}
     if kube.list("apps/v1", "Deployment", ISTIO_NAMESPACE, "app=istiod"):
         present.add("istiod")
-    ingress = ingress_namespace(kube)
+    ingress = find_gateway_namespace(kube)
     if ingress is not None:
         present.add("ingress-gateway")
     if any(d["metadata"]["name"] == EGRESS_DEPLOYMENT
@@ -93,12 +95,3 @@ def read_capabilities(kube: Kube, mesh: dict[str, Any],
         else:
             present.add("access-log")
     return MeshCapabilities(frozenset(present), ingress, log_format, why_not, installed_profile)
-
-
-def ingress_namespace(kube: Kube) -> str | None:
-    """The namespace holding the ingress gateway's Service (``istio-system`` first)."""
-    found = {s["metadata"].get("namespace") for s in kube.list("v1", "Service", None,
-                                                              INGRESS_SELECTOR)}
-    if ISTIO_NAMESPACE in found:
-        return ISTIO_NAMESPACE
-    return sorted(str(n) for n in found if n)[0] if found - {None} else None

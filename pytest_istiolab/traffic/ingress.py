@@ -49,15 +49,21 @@ GATEWAY_SERVICE = "istio-ingressgateway"
 FIX_NO_GATEWAY = "install a profile with an ingress gateway (demo or default)"
 
 
-def gateway_namespace(kube: Kube) -> str:
+def find_gateway_namespace(kube: Kube) -> str | None:
     """The namespace of the Service labelled ``istio=ingressgateway``: ``istio-system`` when it
     has one (``istioctl install``), else the first other (the Helm layout's ``istio-ingress``);
-    ``istio-system`` when there is none (the error then names it)."""
+    None when no namespace has one."""
     found = {str(s["metadata"].get("namespace") or "")
              for s in kube.list("v1", "Service", None, GATEWAY_SELECTOR)} - {""}
     if ISTIO_NAMESPACE in found or not found:
-        return ISTIO_NAMESPACE
+        return ISTIO_NAMESPACE if found else None
     return sorted(found)[0]
+
+
+def gateway_namespace(kube: Kube) -> str:
+    """:func:`find_gateway_namespace`, or ``istio-system`` when there is no gateway (the error
+    that follows then names it)."""
+    return find_gateway_namespace(kube) or ISTIO_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,12 @@ class GatewayAddress:
     host: str
     ports: dict[str, int]
     target_ports: dict[str, int | str] = field(default_factory=dict)
+    namespace: str = ISTIO_NAMESPACE
 
     def port(self, name: str) -> int:
         if name not in self.ports:
             raise ClusterError(
-                f"service {GATEWAY_SERVICE} in {ISTIO_NAMESPACE} has no nodePort for a port "
+                f"service {GATEWAY_SERVICE} in {self.namespace} has no nodePort for a port "
                 f"named {name!r} (node ports: {self.ports or 'none'})",
                 f"{FIX_NO_GATEWAY}; its Service must be of type NodePort or LoadBalancer")
         return self.ports[name]
@@ -88,7 +95,8 @@ def find_gateway(kube: Kube, node_address: str | None = None,
     ports = {p["name"]: int(p["nodePort"]) for p in spec_ports
              if p.get("name") and p.get("nodePort")}
     targets = {p["name"]: p.get("targetPort", p.get("port")) for p in spec_ports if p.get("name")}
-    return GatewayAddress(node_address or _gateway_host_ip(kube, namespace), ports, targets)
+    return GatewayAddress(node_address or _gateway_host_ip(kube, namespace), ports, targets,
+                          namespace)
 
 
 def ready_gateway_pod(kube: Kube, namespace: str = ISTIO_NAMESPACE) -> Obj:

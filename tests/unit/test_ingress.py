@@ -17,6 +17,7 @@ from kube_testkit import Cluster, cluster, kube, pod
 from pytest_istiolab.errors import ClusterError
 from pytest_istiolab.kube import Kube
 from pytest_istiolab.traffic import Ingress
+from pytest_istiolab.traffic.ingress import find_gateway, find_gateway_namespace, gateway_namespace
 
 __all__ = ["cluster", "kube"]  # fixtures
 ISTIO = "istio-system"
@@ -165,6 +166,19 @@ def test_gateway_found_where_its_service_is(cluster: Cluster, kube: Kube,
     assert (ing.namespace, ing.port) == (ISTIO, node_port)
     assert Ingress(kube, namespace="istio-ingress").address.port("http2") == 31080  # given: kept
     ing.close()
+
+
+def test_one_lookup_for_the_gateway_namespace(cluster: Cluster, kube: Kube) -> None:
+    """The traffic layer and the capabilities read the namespace by the same lookup: None when
+    no namespace has the gateway (capability missing), else where it is; a missing nodePort is
+    reported in the gateway's own namespace."""
+    assert find_gateway_namespace(kube) is None
+    assert gateway_namespace(kube) == ISTIO  # the error that follows names istio-system
+    gateway(cluster, kube, 31080, namespace="istio-ingress", names=("http2",))
+    assert find_gateway_namespace(kube) == gateway_namespace(kube) == "istio-ingress"
+    with pytest.raises(ClusterError) as info:
+        find_gateway(kube, namespace="istio-ingress").port("https")
+    assert "istio-ingressgateway in istio-ingress has no nodePort" in str(info.value)
 
 
 def test_no_gateway_service(kube: Kube) -> None:
