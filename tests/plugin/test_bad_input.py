@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from pytest_istiolab import constants as c
-
-
-@pytest.fixture(autouse=True)
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
+pytestmark = pytest.mark.usefixtures("_no_istiolab_env")  # see conftest.py
 
 
 def test_a_manifest_that_does_not_parse_names_file_and_line(pytester):

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from pytest_istiolab import constants as c
 from pytest_istiolab.istioctl import Istioctl
 from pytest_istiolab.report import diagnostics
 
@@ -34,12 +33,6 @@ def test_with_a_huge_manifest(apply, lab_namespace):
     apply({huge!r})
     assert False, "huge"
 """
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 def _section(stdout: str, test: str) -> str:

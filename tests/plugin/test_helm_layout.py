@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_istiolab import constants as c
 from pytest_istiolab.embedded import EmbeddedCluster, tls
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,12 +41,6 @@ RED_SELECTION = [f"{LAB2}::test_gateway_url_is_node_address_and_http2_node_port"
 PASSED = 15  # tests the selection holds
 RUN_LIMIT = 600.0  # seconds for the lab run on a loaded 2-core machine
 STEP_LIMIT = 120.0  # seconds for the istioctl install
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 @pytest.fixture

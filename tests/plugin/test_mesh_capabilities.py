@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_istiolab import constants as c
 from pytest_istiolab.deploy.capabilities import read_capabilities
 from pytest_istiolab.embedded import EmbeddedCluster
 from pytest_istiolab.kube import Kube
@@ -34,12 +33,6 @@ EGRESS_CHECKS = [
 ]
 RUN_LIMIT = 300.0  # seconds for one lab run on a loaded 2-core machine
 STEP_LIMIT = 120.0  # seconds for one istioctl command
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 @pytest.fixture

@@ -29,12 +29,6 @@ RUN_LIMIT = 300.0  # seconds for the -n 2 run on a loaded 2-core machine
 
 
 @pytest.fixture
-def _no_istiolab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
-
-
-@pytest.fixture
 def bare(tmp_path: Path) -> Iterator[EmbeddedCluster]:
     """An embedded cluster with no Istio on it."""
     with EmbeddedCluster(tmp_path / "cluster", seed=1616) as started:

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_istiolab import constants as c
-
 pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 def test_unknown_profile_is_a_usage_error_listing_the_profiles(pytester):

@@ -34,10 +34,7 @@ MANAGED = f"{c.LABEL_MANAGED}=istiolab-probe"
 LIMIT = 60.0  # named limit for one probe process to start, react and exit on this machine
 
 
-@pytest.fixture(autouse=True)
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
+pytestmark = pytest.mark.usefixtures("_no_istiolab_env")  # see conftest.py
 
 
 # ------------------------------------------------------------------ the record, no cluster

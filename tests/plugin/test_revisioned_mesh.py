@@ -22,7 +22,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_istiolab import constants as c
 from pytest_istiolab.deploy import IstioInstallation, MeshWide, serving_control_plane
 from pytest_istiolab.embedded import EmbeddedCluster
 from pytest_istiolab.embedded.install import sidecar
@@ -43,12 +42,6 @@ CHECKS = [  # the checks that name the default revision's objects in the manual
 ]
 RUN_LIMIT = 300.0  # seconds for one lab run on a loaded 2-core machine
 STEP_LIMIT = 120.0  # seconds for one istioctl command
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:

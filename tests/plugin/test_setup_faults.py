@@ -9,17 +9,9 @@ import sys
 
 import pytest
 
-from pytest_istiolab import constants as c
-
 pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
 
 NO_CLUSTER = "def test_a():\n    pass\n\ndef test_b():\n    pass\n"
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 def _one_usage_error(result, *lines: str) -> None:

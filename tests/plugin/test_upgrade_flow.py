@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_istiolab import constants as c
 from pytest_istiolab.embedded import EmbeddedCluster
 from pytest_istiolab.embedded.realism import Realism
 from pytest_istiolab.waiting import eventually
@@ -50,12 +49,6 @@ RUN_LIMIT = 300.0  # seconds for one lab run (a pytest process) on a loaded 2-co
 STEP_LIMIT = 120.0  # seconds for one istioctl command or for the probe to start or stop
 
 pytestmark = pytest.mark.usefixtures("_no_istiolab_env")
-
-
-@pytest.fixture
-def _no_istiolab_env(monkeypatch):
-    for opt in c.OPTIONS:
-        monkeypatch.delenv(opt.env, raising=False)
 
 
 @pytest.fixture
