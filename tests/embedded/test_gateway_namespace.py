@@ -7,24 +7,13 @@ gateway's objects there by their component labels.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
+from istioctl_testkit import Env, istioctl_env
 
-from pytest_istiolab.embedded.api import ApiServer
-from pytest_istiolab.embedded.controllers import Controllers, bootstrap
 from pytest_istiolab.embedded.install import InstallError, render_install
-from pytest_istiolab.embedded.runtime import ExecResult, Runtime
-from pytest_istiolab.embedded.store import Store
-
-REPO = Path(__file__).resolve().parents[2]
-ISTIOCTL_TIMEOUT = 60.0  # seconds for one istioctl process
 
 GATEWAY_KINDS = [("", "serviceaccounts"), ("", "services"), ("apps", "deployments"),
                  ("rbac.authorization.k8s.io", "roles"),
@@ -33,44 +22,10 @@ GATEWAY_KINDS = [("", "serviceaccounts"), ("", "services"), ("apps", "deployment
 SET_NS = "components.ingressGateways[0].namespace=istio-ingress"
 
 
-def _no_exec(rt: Runtime, pod: dict, container: str, argv: list[str], stdin: bytes
-             ) -> ExecResult:
-    return ExecResult(127, b"", b"exec is not part of these tests\n")
-
-
-@dataclass
-class Env:
-    runtime: Runtime
-    kubeconfig: Path
-
-    def istioctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "pytest_istiolab.embedded.istioctl",
-               "--istiolab-default-kubeconfig", str(self.kubeconfig), *argv]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("KUBECONFIG", None)
-        return subprocess.run(cmd, capture_output=True, text=True, env=env,
-                              timeout=ISTIOCTL_TIMEOUT, cwd=REPO)
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    runtime = Runtime(Store(), 11)
-    bootstrap(runtime)
-    controllers = Controllers(runtime).start()
-    server = ApiServer(runtime, exec_handler=_no_exec, port=0)
-    url = server.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "embedded",
-        "clusters": [{"name": "embedded", "cluster": {"server": url}}],
-        "users": [{"name": "embedded", "user": {"token": "embedded-admin"}}],
-        "contexts": [{"name": "embedded", "context": {"cluster": "embedded",
-                                                      "user": "embedded"}}]}))
-    try:
-        yield Env(runtime, kubeconfig)
-    finally:
-        server.stop()
-        controllers.stop()
+    with istioctl_env(tmp_path) as started:
+        yield started
 
 
 def _gateway_objects(env: Env, ns: str) -> list[str]:

@@ -6,61 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-
-from pytest_istiolab.embedded.api import ApiServer
-from pytest_istiolab.embedded.controllers import Controllers, bootstrap
-from pytest_istiolab.embedded.runtime import ExecResult, Runtime
-from pytest_istiolab.embedded.store import Store
-
-REPO = Path(__file__).resolve().parents[2]
-ISTIOCTL_TIMEOUT = 60.0  # seconds for one istioctl process
-
-
-def _no_exec(rt: Runtime, pod: dict, container: str, argv: list[str], stdin: bytes
-             ) -> ExecResult:
-    return ExecResult(127, b"", b"exec is not part of these tests\n")
-
-
-@dataclass
-class Env:
-    runtime: Runtime
-    kubeconfig: Path
-
-    def istioctl(self, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "pytest_istiolab.embedded.istioctl",
-               "--istiolab-default-kubeconfig", str(self.kubeconfig), *argv]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("KUBECONFIG", None)
-        return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
-                              timeout=ISTIOCTL_TIMEOUT, cwd=REPO)
+from istioctl_testkit import ISTIOCTL_TIMEOUT, REPO, Env, istioctl_env
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    runtime = Runtime(Store(), 11)
-    bootstrap(runtime)
-    controllers = Controllers(runtime).start()
-    server = ApiServer(runtime, exec_handler=_no_exec, port=0)
-    url = server.start()
-    kubeconfig = tmp_path_factory.mktemp("e2e") / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "embedded",
-        "clusters": [{"name": "embedded", "cluster": {"server": url}}],
-        "users": [{"name": "embedded", "user": {"token": "embedded-admin"}}],
-        "contexts": [{"name": "embedded", "context": {"cluster": "embedded",
-                                                      "user": "embedded"}}]}))
-    try:
-        yield Env(runtime, kubeconfig)
-    finally:
-        server.stop()
-        controllers.stop()
+    with istioctl_env(tmp_path_factory.mktemp("e2e")) as started:
+        yield started
 
 
 def test_install_version_inject_uninstall(env: Env, tmp_path: Path) -> None:
